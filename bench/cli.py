@@ -1,0 +1,70 @@
+"""The ``bench`` command line.
+
+Every user mistake ends in one sentence on stderr and a non-zero exit (2 for
+bad input, 1 for a failed check), never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .errors import UserError
+
+SIZES = ("tiny", "small", "full")
+
+
+def _add_size(p, default="small"):
+    p.add_argument("--size", default=default, help=f"dataset size: tiny, small or full (default {default})")
+
+
+def _add_root(p):
+    p.add_argument("--root", default=None, help="data root (default $BENCH_DATA, else ./data)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="bench", description="OSSE Bench: data, runs, scores and leaderboard.")
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND")
+
+    sub.add_parser("list", help="worlds, sizes, challenges and methods")
+
+    data = sub.add_parser("data", help="generate or verify datasets")
+    dsub = data.add_subparsers(dest="data_command", metavar="ACTION")
+    g = dsub.add_parser("generate", help="simulate a world and write its train/val/test datasets")
+    g.add_argument("world")
+    _add_size(g)
+    _add_root(g)
+    g.add_argument("--scheduler", default=None,
+                   help="'threads' (default), 'sync', or a dask.distributed address (tcp://host:8786)")
+    g.add_argument("--force", action="store_true", help="replace an existing dataset")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    v = dsub.add_parser("verify", help="recompute every array's sha256 and compare with the manifest")
+    v.add_argument("world")
+    _add_size(v)
+    _add_root(v)
+
+    from . import commands
+
+    commands.add_parsers(sub)
+    return ap
+
+
+def main(argv=None) -> int:
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    if args.command is None:
+        ap.print_help()
+        return 2
+    try:
+        from . import commands
+
+        return int(commands.dispatch(args) or 0)
+    except UserError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("bench: interrupted; nothing half-written was left behind", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

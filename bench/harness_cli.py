@@ -1,0 +1,135 @@
+"""CLI of the harness: run, score, template, leaderboard, plot."""
+from __future__ import annotations
+
+import shutil
+import sys
+import uuid
+from pathlib import Path
+
+from .errors import UserError
+
+SIZES = ("tiny", "small", "full")
+
+
+def add_parsers(sub) -> None:
+    r = sub.add_parser("run", help="data -> fit -> predict -> score -> results JSON")
+    r.add_argument("challenge")
+    r.add_argument("method")
+    _common(r)
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    r.add_argument("--quiet", action="store_true")
+
+    s = sub.add_parser("score", help="validate and score a submission file (zarr or netCDF)")
+    s.add_argument("challenge")
+    s.add_argument("file")
+    s.add_argument("--name", required=True, help="the row's name on the leaderboard")
+    _common(s)
+    s.add_argument("--overwrite", action="store_true", help="replace an existing result of that name")
+
+    t = sub.add_parser("template", help="write an empty valid submission (values NaN) to fill in")
+    t.add_argument("challenge")
+    t.add_argument("out", help="output path ending in .zarr or .nc")
+    t.add_argument("--size", default="small")
+    t.add_argument("--root", default=None)
+
+    lb = sub.add_parser("leaderboard", help="regenerate leaderboard/README.md from the results JSON files")
+    lb.add_argument("--results", default=None, help="results directory (default leaderboard/results)")
+    lb.add_argument("--out", default=None, help="output directory (default: the results directory's parent)")
+    lb.add_argument("--check", action="store_true", help="fail if the tables are stale")
+
+    p = sub.add_parser("plot", help="maps, PSD-score curve and RMSE vs time of a scored run, to PNG")
+    p.add_argument("challenge")
+    p.add_argument("name")
+    p.add_argument("--size", default="small")
+    p.add_argument("--root", default=None)
+    p.add_argument("--out", default=None, help="output directory (default runs/<challenge>/<size>/<name>/)")
+
+
+def _common(p) -> None:
+    p.add_argument("--size", default="small", help="tiny, small (default) or full")
+    p.add_argument("--results", default=None, help="results directory (default leaderboard/results)")
+    p.add_argument("--root", default=None, help="data root (default $BENCH_DATA, else ./data)")
+
+
+def _size(size: str) -> str:
+    if size not in SIZES:
+        raise UserError(f"unknown size {size!r}; choose one of: {', '.join(SIZES)}")
+    return size
+
+
+def dispatch(args) -> int:
+    cmd = args.command
+    if cmd == "run":
+        from .runner import format_scores, run
+
+        res = run(args.challenge, args.method, _size(args.size), seed=args.seed, results_dir=args.results,
+                  root=args.root, device=args.device, progress=not args.quiet)
+        print(format_scores(res))
+        return 0
+    if cmd == "score":
+        from .runner import format_scores, score_submission
+
+        res = score_submission(args.challenge, args.file, args.name, _size(args.size), args.results,
+                               args.root, args.overwrite)
+        print(format_scores(res))
+        return 0
+    if cmd == "template":
+        return cmd_template(args)
+    if cmd == "leaderboard":
+        return cmd_leaderboard(args)
+    if cmd == "plot":
+        from .plot import plot
+
+        for path in plot(args.challenge, args.name, _size(args.size), root=args.root, out=args.out):
+            print(f"wrote {path}")
+        return 0
+    raise UserError(f"unknown command {cmd!r}")
+
+
+def cmd_template(args) -> int:
+    from .registry import get_challenge
+
+    ch = get_challenge(args.challenge)
+    out = Path(args.out)
+    if out.suffix not in (".zarr", ".nc"):
+        raise UserError(f"{out} must end in .zarr or .nc")
+    if out.exists():
+        raise UserError(f"{out} already exists; choose another path")
+    from data_scripts.manifest import MANIFEST
+
+    if not (ch.data_dir(_size(args.size), args.root) / MANIFEST).exists():
+        raise UserError(f"no {ch.world}/{args.size} dataset; run 'bench data generate {ch.world} --size {args.size}' first")
+    ds = ch.template(args.size, args.root)
+    tmp = out.parent / f".{out.name}.{uuid.uuid4().hex[:6]}"
+    try:
+        if out.suffix == ".zarr":
+            ds.to_zarr(tmp, mode="w", consolidated=False)
+        else:
+            ds.to_netcdf(tmp)
+        tmp.rename(out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
+    dims = "; ".join(f"{k}{tuple(v.dims)}" for k, v in ds.data_vars.items())
+    print(f"wrote {out}: fill {dims} and run 'bench score {ch.name} {out} --name NAME --size {args.size}'")
+    return 0
+
+
+def cmd_leaderboard(args) -> int:
+    from . import leaderboard as L
+    from .results import DEFAULT_DIR
+
+    results = Path(args.results) if args.results else DEFAULT_DIR
+    out = Path(args.out) if args.out else results.parent
+    if args.check:
+        stale = L.stale(results, out)
+        if stale:
+            print("bench: the leaderboard is stale: " + ", ".join(stale) + "; run 'bench leaderboard' and commit",
+                  file=sys.stderr)
+            return 1
+        print("leaderboard is up to date")
+        return 0
+    for path in L.write(results, out):
+        print(f"wrote {path}")
+    return 0

@@ -1,0 +1,112 @@
+"""Results JSON: one file per scored run, ``<dir>/<challenge>/<size>/<name>.json``.
+
+Fields (DESIGN §6): challenge, size, method, kind (method, submission or
+reference), scores (each with a 95 % bootstrap interval over test cases),
+columns (the leaderboard columns, so tables are made from JSON alone),
+runtime, hardware, package versions, git commit, dataset sha256, reference,
+notes, and the method's tuned parameters.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+from .errors import UserError
+
+DEFAULT_DIR = Path("leaderboard") / "results"
+VERSIONED = ("osse-bench", "torch", "numpy", "xarray", "zarr", "dask", "scipy", "torch-geometric",
+             "pytorch-lightning")
+
+
+def results_path(results_dir, challenge: str, size: str, name: str) -> Path:
+    return Path(results_dir or DEFAULT_DIR) / challenge / size / f"{name}.json"
+
+
+def hardware(device: str | None = None) -> dict:
+    """CPU model, core count, torch threads and GPU name (if used)."""
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    out = {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+           "device": device or "cpu"}
+    if device and device.startswith("cuda") and torch.cuda.is_available():
+        out["gpu"] = torch.cuda.get_device_name(0)
+    return out
+
+
+def versions() -> dict:
+    out = {"python": platform.python_version()}
+    for name in VERSIONED:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
+                             cwd=Path(__file__).resolve().parent.parent)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def dataset_sha256(data_dir: Path) -> str | None:
+    """sha256 over the manifest's per-array hashes: one fingerprint of the dataset."""
+    try:
+        manifest = json.loads((Path(data_dir) / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return hashlib.sha256(json.dumps(manifest["arrays"], sort_keys=True).encode()).hexdigest()
+
+
+def build(challenge, size: str, name: str, kind: str, scores: dict, *, runtime=None, device=None,
+          data_dir=None, reference="", notes="", params=None, seed=None) -> dict:
+    return {
+        "challenge": challenge.name,
+        "size": size,
+        "method": name,
+        "kind": kind,
+        "scores": {k: s.to_json() for k, s in scores.items()},
+        "columns": [{"key": m.key, "header": m.header, "higher_is_better": m.higher_is_better, "fmt": m.fmt}
+                    for m in challenge.metrics],
+        "runtime": runtime or {},
+        "hardware": hardware(device),
+        "versions": versions(),
+        "git_commit": git_commit(),
+        "dataset_sha256": dataset_sha256(data_dir) if data_dir else None,
+        "challenge_info": challenge.info(size),
+        "params": params or {},
+        "seed": seed,
+        "reference": reference,
+        "notes": notes,
+    }
+
+
+def write(path: Path, result: dict, overwrite: bool = False) -> Path:
+    """Write atomically; refuse to replace an existing result unless ``overwrite``."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise UserError(f"a result named {path.stem!r} already exists at {path}; pass --overwrite to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(result, fh, indent=1, sort_keys=True, allow_nan=False)
+        fh.write("\n")
+    os.replace(tmp, path)
+    return path
