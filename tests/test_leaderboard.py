@@ -1,0 +1,66 @@
+"""Leaderboard tables: from JSON alone, sorted by the primary score, byte-identical, staleness check."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bench import leaderboard as L
+from bench.cli import main
+from bench.errors import UserError
+from bench.results import write
+
+COLS = [{"key": "mu", "header": "µ(RMSE)", "higher_is_better": True, "fmt": "{:.3f}"},
+        {"key": "lambda_x_km", "header": "λx (km)", "higher_is_better": False, "fmt": "{:.0f}"}]
+
+
+def res(method, mu, lx, kind="method"):
+    return {"challenge": "qg-map", "size": "tiny", "method": method, "kind": kind, "columns": COLS,
+            "scores": {"mu": {"value": mu, "ci95": [mu - 0.01, mu + 0.01]},
+                       "lambda_x_km": {"value": lx, "ci95": [None, None]}},
+            "hardware": {"cpu": "test cpu"}, "notes": "n", "reference": "r"}
+
+
+@pytest.fixture
+def results_dir(tmp_path):
+    d = tmp_path / "results"
+    for r in (res("oi", 0.8, 150.0), res("climatology", 0.1, 900.0), res("gnn", 0.85, 170.0),
+              res("truth-bound", 1.0, 10.0, kind="reference")):
+        write(d / "qg-map" / "tiny" / f"{r['method']}.json", r)
+    return d
+
+
+def test_rows_sorted_by_primary_and_best_marked(results_dir):
+    text = L.render(results_dir)["README.md"]
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "Method" not in line]
+    names = [r.split("|")[1].strip() for r in rows]
+    assert names == ["*truth-bound*", "gnn", "oi", "climatology"]
+    assert "**0.850 ± 0.010**" in text          # best µ among methods (references excluded)
+    assert "**150**" in text                    # best λx is the smallest
+
+
+def test_regeneration_is_byte_identical_and_check_detects_staleness(results_dir, tmp_path):
+    out = tmp_path / "lb"
+    L.write(results_dir, out)
+    first = (out / "README.md").read_bytes()
+    L.write(results_dir, out)
+    assert (out / "README.md").read_bytes() == first
+    assert main(["leaderboard", "--results", str(results_dir), "--out", str(out), "--check"]) == 0
+    write(results_dir / "qg-map" / "tiny" / "new.json", res("new", 0.5, 300.0))
+    assert main(["leaderboard", "--results", str(results_dir), "--out", str(out), "--check"]) == 1
+
+
+def test_existing_name_needs_overwrite(results_dir):
+    with pytest.raises(UserError, match="already exists"):
+        write(results_dir / "qg-map" / "tiny" / "oi.json", res("oi", 0.9, 100.0))
+
+
+def test_bad_json_is_one_sentence(results_dir, capsys):
+    (results_dir / "qg-map" / "tiny" / "bad.json").write_text("{")
+    assert main(["leaderboard", "--results", str(results_dir), "--out", str(results_dir.parent)]) == 2
+    assert "not valid JSON" in capsys.readouterr().err
+
+
+def test_results_json_has_no_nan(results_dir):
+    for p in results_dir.rglob("*.json"):
+        json.loads(p.read_text())
