@@ -68,8 +68,10 @@ def get_config(world: str, size: str) -> dict:
         cfg = dict(world="qg", size=size, regime="eddy", dt=3600.0, dtype="float64",
                    snapshot_every=24, obs_every=6, base_seed=4200, group=4,
                    ssh_sigma=0.01, f0=F0, g=GRAVITY,
-                   obs=dict(nadir1=dict(), nadir4=dict(), swath=dict(), random=dict(fraction=1.0)),
                    **_QG[size])
+        # swath pixels at the HR grid spacing; random: one position per LR grid point per day
+        cfg["obs"] = dict(nadir1=dict(), nadir4=dict(), swath=dict(pixel_km=1000.0 / cfg["nx_hr"]),
+                          random=dict(fraction=1.0, n_grid=cfg["nx_lr"] ** 2))
     return copy.deepcopy(cfg)
 
 

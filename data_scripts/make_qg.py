@@ -20,16 +20,22 @@ import torch
 import xarray as xr
 
 from . import obs as obs_systems
-from .coarsen import coarsen, subgrid_forcing
-from .qg import EDDY, JET, QGModel
 
-REGIMES = {"eddy": EDDY, "jet": JET}
 HOUR = 3600.0
+
+
+def regime(cfg: dict) -> dict:
+    """pyqg keyword parameters of the configured regime (``eddy`` or ``jet``)."""
+    from .qg import EDDY, JET
+
+    return dict({"eddy": EDDY, "jet": JET}[cfg["regime"]])
 
 
 def models(cfg: dict, device="cpu"):
     """(HR model, LR model) of a configuration, float64."""
-    params = dict(REGIMES[cfg["regime"]], dt=cfg["dt"])
+    from .qg import QGModel
+
+    params = dict(regime(cfg), dt=cfg["dt"])
     hr = QGModel(nx=cfg["nx_hr"], **params, dtype=torch.float64, device=device)
     lr = QGModel(nx=cfg["nx_lr"], **params, dtype=torch.float64, device=device)
     return hr, lr
@@ -44,7 +50,7 @@ def obs_times(cfg: dict, scenario: str) -> np.ndarray:
 
 def obs_positions(cfg: dict, scenario: str, seed: int) -> dict[str, np.ndarray]:
     """Positions (m) and times (s) of one trajectory's observations, snapped to sample times."""
-    L = REGIMES[cfg["regime"]]["L"]
+    L = regime(cfg)["L"]
     times = obs_times(cfg, scenario)
     p = obs_systems.positions(scenario, times, L, L, seed, **cfg["obs"][scenario])
     step = (cfg["snapshot_every"] if scenario == "random" else cfg["obs_every"]) * cfg["dt"]
@@ -57,7 +63,7 @@ def obs_positions(cfg: dict, scenario: str, seed: int) -> dict[str, np.ndarray]:
 def templates(cfg: dict, split: str, seeds: list[int]) -> dict[str, xr.Dataset]:
     import dask.array as da
 
-    L = REGIMES[cfg["regime"]]["L"]
+    L = regime(cfg)["L"]
     n, nx, nd = len(seeds), cfg["nx_lr"], cfg["n_days"]
     xc = (np.arange(nx) + 0.5) * L / nx / 1e3
     coords = {
@@ -98,8 +104,10 @@ def templates(cfg: dict, split: str, seeds: list[int]) -> dict[str, xr.Dataset]:
 
 def simulate(cfg: dict, split: str, seeds: list[int], progress=None) -> dict[str, dict[str, np.ndarray]]:
     """Run a group of HR trajectories and return {store: {var: values}} for their region."""
+    from .coarsen import coarsen, subgrid_forcing
+
     hr, lr = models(cfg)
-    L = REGIMES[cfg["regime"]]["L"]
+    L = regime(cfg)["L"]
     scale = cfg["f0"] / cfg["g"]
     q = torch.cat([hr.initial_condition(1, seed=s) for s in seeds])
     spin = int(round(cfg["spinup_days"] * 24 * HOUR / cfg["dt"]))
@@ -142,7 +150,7 @@ def simulate(cfg: dict, split: str, seeds: list[int], progress=None) -> dict[str
     return out
 
 
-def _states(model: QGModel, q0: torch.Tensor, n_steps: int, every: int):
+def _states(model, q0: torch.Tensor, n_steps: int, every: int):
     """(step, state) at steps 0, every, 2*every, ... < n_steps of one continuous AB3 run."""
     yield 0, q0
     for idx, q in model.run(q0, n_steps - every, every):
