@@ -109,9 +109,10 @@ def _rmse_time(p, t, path, title):
 def _psd_score(p, t, path, title):
     import matplotlib.pyplot as plt
 
-    from metrics import isotropic_score_curve
+    from metrics import isotropic_resolution
 
-    wl, score = isotropic_score_curve(p, t)
+    score = isotropic_resolution(p, t, t=tuple(d for d in p.dims if d not in ("x", "y")))["score"]
+    wl = score["wavelength"].values
     fig, ax = plt.subplots(figsize=(6, 3.2))
     ax.semilogx(wl, score)
     ax.axhline(0.5, color="k", lw=0.8, ls="--")
