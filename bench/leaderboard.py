@@ -66,6 +66,8 @@ def _sort_key(res: dict, primary: dict):
     v = _value(res, primary["key"])
     if v is None:
         return (1, 0.0, res["method"])
+    if primary.get("target") is not None:
+        return (0, abs(v - primary["target"]), res["method"])
     return (0, -v if primary["higher_is_better"] else v, res["method"])
 
 
@@ -77,7 +79,12 @@ def table(rows: list[dict]) -> str:
     for col in columns:
         vals = [_value(r, col["key"]) for r in rows if r.get("kind") != "reference"]
         vals = [v for v in vals if v is not None]
-        best[col["key"]] = (max(vals) if col["higher_is_better"] else min(vals)) if vals else None
+        if not vals:
+            best[col["key"]] = None
+        elif col.get("target") is not None:
+            best[col["key"]] = min(vals, key=lambda v: abs(v - col["target"]))
+        else:
+            best[col["key"]] = max(vals) if col["higher_is_better"] else min(vals)
     head = "| Method | " + " | ".join(c["header"] for c in columns) + " | Notes | Reference |"
     sep = "|" + "---|" * (len(columns) + 3)
     lines = [head, sep]

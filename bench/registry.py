@@ -10,9 +10,18 @@ import importlib
 from .errors import UserError
 
 CHALLENGES = {
+    "l96-da": "challenges.l96_da:L96DA",
+    "l96-cycle": "challenges.l96_cycle:L96Cycle",
+    "l96-fc48": "challenges.l96_fc48:L96Fc48",
 }
 
 METHODS = {
+    "climatology": "baselines.climatology:Climatology",
+    "persistence": "baselines.persistence:Persistence",
+    "background": "baselines.background:Background",
+    "3dvar": "baselines.var3d:Var3D",
+    "enkf": "baselines.enkf:EnKF",
+    "letkf": "baselines.letkf:LETKF",
 }
 
 

@@ -83,7 +83,8 @@ def build(challenge, size: str, name: str, kind: str, scores: dict, *, runtime=N
         "method": name,
         "kind": kind,
         "scores": {k: s.to_json() for k, s in scores.items()},
-        "columns": [{"key": m.key, "header": m.header, "higher_is_better": m.higher_is_better, "fmt": m.fmt}
+        "columns": [{"key": m.key, "header": m.header, "higher_is_better": m.higher_is_better, "fmt": m.fmt,
+                     **({"target": m.target} if m.target is not None else {})}
                     for m in challenge.metrics],
         "runtime": runtime or {},
         "hardware": hardware(device),

@@ -61,7 +61,8 @@ def run(challenge_name: str, method_name: str, size: str = "small", seed: int = 
     t1 = time.perf_counter()
     pred = _with_bar(challenge, method, size, root, progress)
     t2 = time.perf_counter()
-    pred = check(pred, challenge.template(size, root), what=f"the prediction of {method_name!r}")
+    pred = check(pred, challenge.template(size, root), what=f"the prediction of {method_name!r}",
+                 optional_dims=challenge.optional_dims)
     scores = challenge.score(pred, size, root)
     res = R.build(challenge, size, method_name, "method", scores,
                   runtime={"fit_s": round(t1 - t0, 3), "predict_s": round(t2 - t1, 3)},
@@ -88,7 +89,8 @@ def write_references(challenge, size, root, results_dir, data_dir) -> None:
         path = R.results_path(results_dir, challenge.name, size, name)
         if path.exists():
             continue
-        pred = check(pred, challenge.template(size, root), what=f"reference {name!r}")
+        pred = check(pred, challenge.template(size, root), what=f"reference {name!r}",
+                     optional_dims=challenge.optional_dims)
         scores = challenge.score(pred, size, root)
         res = R.build(challenge, size, name, "reference", scores, data_dir=data_dir, notes=note)
         R.write(path, res, overwrite=True)
@@ -109,7 +111,7 @@ def score_submission(challenge_name: str, path, name: str, size: str = "small", 
     if not (data_dir / MANIFEST).exists():
         raise UserError(f"no {challenge.world}/{size} dataset at {data_dir}; run "
                         f"'bench data generate {challenge.world} --size {size}' first")
-    pred = check(load(path), challenge.template(size, root))
+    pred = check(load(path), challenge.template(size, root), optional_dims=challenge.optional_dims)
     scores = challenge.score(pred, size, root)
     res = R.build(challenge, size, name, "submission", scores, data_dir=data_dir, notes=f"submitted file {Path(path).name}")
     R.write(out, res, overwrite=overwrite)

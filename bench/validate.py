@@ -41,17 +41,20 @@ def load(path) -> xr.Dataset:
     return ds
 
 
-def problems(pred: xr.Dataset, template: xr.Dataset) -> list[str]:
-    """One sentence per way ``pred`` differs from ``template`` (empty = valid)."""
+def problems(pred: xr.Dataset, template: xr.Dataset, optional_dims: tuple = ()) -> list[str]:
+    """One sentence per way ``pred`` differs from ``template`` (empty = valid).
+
+    ``optional_dims`` (e.g. ``member`` for ensembles) may be added to every variable.
+    """
     out = []
     for name, tv in template.data_vars.items():
         if name not in pred.data_vars:
             out.append(f"variable {name!r} is missing (expected dims {tuple(tv.dims)})")
             continue
         pv = pred[name]
-        if set(pv.dims) != set(tv.dims):
+        if set(pv.dims) - set(optional_dims) != set(tv.dims):
             missing = [d for d in tv.dims if d not in pv.dims]
-            extra = [d for d in pv.dims if d not in tv.dims]
+            extra = [d for d in pv.dims if d not in tv.dims and d not in optional_dims]
             what = "; ".join(s for s in (f"missing dims {missing}" if missing else "",
                                           f"extra dims {extra}" if extra else "") if s)
             out.append(f"variable {name!r} has dims {tuple(pv.dims)} but must have {tuple(tv.dims)} ({what})")
@@ -86,14 +89,16 @@ def problems(pred: xr.Dataset, template: xr.Dataset) -> list[str]:
 
 
 def conform(pred: xr.Dataset, template: xr.Dataset) -> xr.Dataset:
-    """The template's variables of ``pred``, transposed and with the template's coords."""
-    out = xr.Dataset({k: pred[k].transpose(*template[k].dims).astype(np.float64) for k in template.data_vars})
+    """The template's variables of ``pred``, transposed (optional dims first) with the template's coords."""
+    out = xr.Dataset({k: pred[k].transpose(*[d for d in pred[k].dims if d not in template[k].dims],
+                                           *template[k].dims).astype(np.float64)
+                      for k in template.data_vars})
     return out.assign_coords({k: template[k] for k in template.coords})
 
 
-def check(pred: xr.Dataset, template: xr.Dataset, what: str = "submission") -> xr.Dataset:
+def check(pred: xr.Dataset, template: xr.Dataset, what: str = "submission", optional_dims: tuple = ()) -> xr.Dataset:
     """Validate and conform, or raise UserError listing every problem."""
-    found = problems(pred, template)
+    found = problems(pred, template, optional_dims)
     if found:
         raise UserError(f"{what} is not valid: " + "; ".join(found))
     return conform(pred, template)

@@ -25,6 +25,8 @@ class Metric:
     header: str
     higher_is_better: bool
     fmt: str = "{:.3f}"
+    #: best value when neither larger nor smaller is better (spread/skill: 1)
+    target: float | None = None
 
 
 @dataclass
@@ -59,6 +61,8 @@ class Challenge:
     case_dim: str = "traj"
     #: the variable(s) a prediction must hold
     variables: tuple[str, ...] = ()
+    #: dims a prediction may add to every variable (``member`` for ensembles)
+    optional_dims: tuple[str, ...] = ()
     description: str = ""
 
     # -- data ---------------------------------------------------------------
