@@ -37,7 +37,7 @@ _L96X = {
 # Snapshots are daily; observations are sampled from the HR field every
 # ``obs_every`` model steps (dt = 1 h).
 _QG = {
-    "tiny": dict(nx_hr=64, nx_lr=16, spinup_days=730, n_days=60,
+    "tiny": dict(nx_hr=64, nx_lr=16, spinup_days=1095, n_days=60,
                  splits=dict(train=2, val=1, test=1)),
     "small": dict(nx_hr=128, nx_lr=32, spinup_days=1095, n_days=360,
                   splits=dict(train=6, val=2, test=2)),

@@ -105,7 +105,9 @@ def templates(cfg: dict, split: str, seeds: list[int]) -> dict[str, xr.Dataset]:
 def simulate(cfg: dict, split: str, seeds: list[int], progress=None) -> dict[str, dict[str, np.ndarray]]:
     """Run a group of HR trajectories and return {store: {var: values}} for their region."""
     from .coarsen import coarsen, subgrid_forcing
+    from .qg import keep_freed_memory
 
+    keep_freed_memory()
     hr, lr = models(cfg)
     L = regime(cfg)["L"]
     scale = cfg["f0"] / cfg["g"]
