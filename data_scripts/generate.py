@@ -96,7 +96,13 @@ def generate(world: str, size: str = "small", root=None, scheduler: str | None =
                 tasks.append((split, g))
                 total += rec.n_progress(cfg, g.stop - g.start)
         bar = _progress_bar(total, f"{world}/{size}", progress)
-        results = _run_tasks(rec, cfg, tmp, seeds, tasks, scheduler, bar)
+        import torch
+
+        threads = torch.get_num_threads()
+        try:
+            results = _run_tasks(rec, cfg, tmp, seeds, tasks, scheduler, bar)
+        finally:
+            torch.set_num_threads(threads)
         for (split, g), res in zip(tasks, results):
             _write_sparse(tmp / split, plans[split], res, g, seeds[split], cfg)
         bar.close()
@@ -137,7 +143,6 @@ def _run_tasks(rec, cfg, tmp: Path, seeds: dict, tasks: list, scheduler, bar) ->
     local = scheduler in (None, "threads", "sync")
     if local:
         workers = 1 if scheduler == "sync" else max(1, min(len(tasks), os.cpu_count() or 1))
-        _set_threads(max(1, (os.cpu_count() or 1) // workers))
         delayed = [dask.delayed(_task)(rec, cfg, str(tmp), split, seeds[split], g, tick)
                    for split, g in tasks]
         return list(dask.compute(*delayed, scheduler="sync" if workers == 1 else "threads",
@@ -154,16 +159,17 @@ def _run_tasks(rec, cfg, tmp: Path, seeds: dict, tasks: list, scheduler, bar) ->
         return out
 
 
-def _set_threads(n: int) -> None:
-    import torch
-
-    torch.set_num_threads(n)
-
-
 def _task(rec, cfg: dict, tmp: str, split: str, seeds: list[int], g: slice, tick):
-    """Simulate one group, write its gridded region, return its sparse values."""
+    """Simulate one group, write its gridded region, return its sparse values.
+
+    One torch thread per task: parallelism comes from running groups side by side,
+    and a fixed thread count keeps FFT rounding (hence the bytes) independent of
+    the scheduler and of the number of workers.
+    """
+    import torch
     import xarray as xr
 
+    torch.set_num_threads(1)
     res = rec.simulate(cfg, split, seeds[g], progress=tick)
     sparse = {}
     for store, arrays in res.items():

@@ -112,3 +112,21 @@ def test_dask_distributed_gives_same_bytes(l96_tiny, tmp_path):
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cl:
         path = generate("l96", "tiny", root=tmp_path, progress=False, scheduler=cl.scheduler_address)
     assert _hashes(path) == _hashes(l96_tiny)
+
+
+def test_qg_tiny_is_bit_reproducible_serial_vs_threads(tmp_path, monkeypatch):
+    """Generating qg tiny twice (serial, then dask threads) gives identical sha256s of every array.
+
+    The spin-up is shortened (bytes, not equilibrium, are under test) to keep CI fast.
+    """
+    monkeypatch.setitem(C._QG, "tiny", dict(C._QG["tiny"], spinup_days=20, n_days=4))
+    a = generate("qg", "tiny", root=tmp_path / "a", progress=False, scheduler="sync")
+    b = generate("qg", "tiny", root=tmp_path / "b", progress=False, scheduler="threads")
+    assert _hashes(a) == _hashes(b)
+    ds = xr.open_zarr(a / "test" / "fields.zarr", consolidated=False)
+    assert ds.x.attrs["units"] == "km" and ds.time.attrs["units"] == "days"
+    assert set(ds.data_vars) == {"q", "psi", "ssh", "S"}
+    obs = xr.open_zarr(a / "test" / "obs_nadir4.zarr", consolidated=False)
+    assert {"time", "x", "y", "traj", "value", "sigma"} <= set(obs.variables)
+    assert float(obs.x.max()) < 1000.0 and float(obs.x.min()) >= 0.0
+    assert verify(a) == []
