@@ -31,14 +31,25 @@ def as_forecast(x: xr.DataArray, challenge) -> xr.DataArray:
 class Climatology(Method):
     name = "climatology"
     summary = "training-split mean state (no observations used)"
-    applies_to = ("l96-cycle", "l96-da", "l96-fc48")
+    applies_to = ("l96-cycle", "l96-da", "l96-fc48",
+                  # QG (baselines/qg_floors.py): homogeneous training mean
+                  "qg-map", "qg-map-swath", "qg-map-random", "qg-da", "qg-da-sparse", "qg-da-dense", "qg-fc48",
+                  "qg-cycle")
     reference = "DAPPER Climatology; Sakov & Oke (2008)"
 
     def fit(self, train: xr.Dataset, val: xr.Dataset) -> None:
+        if getattr(self.challenge, "world", None) == "qg":  # QG: baselines/qg_floors.py
+            from . import qg_floors
+
+            return qg_floors.climatology_fit(self, train)
         x = truth_of(train)
         self.mean = x.mean([d for d in x.dims if d not in self.challenge.state_dims]).load()
 
     def predict(self, case: xr.Dataset) -> xr.Dataset:
+        if getattr(self.challenge, "world", None) == "qg":  # QG: baselines/qg_floors.py
+            from . import qg_floors
+
+            return qg_floors.climatology_predict(self, case)
         bg = case["background"]
         batch = bg.isel(member=0, drop=True) if "member" in bg.dims else bg
         x = xr.zeros_like(batch) + self.mean

@@ -13,6 +13,14 @@ CHALLENGES = {
     "l96-da": "challenges.l96_da:L96DA",
     "l96-cycle": "challenges.l96_cycle:L96Cycle",
     "l96-fc48": "challenges.l96_fc48:L96Fc48",
+    "qg-map": "challenges.qg_map:QGMap",
+    "qg-map-swath": "challenges.qg_map:QGMapSwath",
+    "qg-map-random": "challenges.qg_map:QGMapRandom",
+    "qg-da": "challenges.qg_da:QGDA",
+    "qg-da-sparse": "challenges.qg_da:QGDASparse",
+    "qg-da-dense": "challenges.qg_da:QGDADense",
+    "qg-cycle": "challenges.qg_cycle:QGCycle",
+    "qg-fc48": "challenges.qg_fc48:QGFc48",
 }
 
 METHODS = {
@@ -22,6 +30,8 @@ METHODS = {
     "3dvar": "baselines.var3d:Var3D",
     "enkf": "baselines.enkf:EnKF",
     "letkf": "baselines.letkf:LETKF",
+    "oi": "baselines.oi:OI",
+    "interp": "baselines.interp:Interp",
 }
 
 

@@ -1,0 +1,300 @@
+"""QG challenges (qg-map, qg-da, qg-fc48, qg-cycle) and their classical methods, at size tiny.
+
+Formats and validation, perfect predictions, the exact observation operator,
+the spectral B, OI's exact-interpolation properties, floors losing to OI, and
+``bench score`` rejecting invalid submissions with exit code 2.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+
+from bench.cli import main
+from bench.validate import problems
+from challenges import gridding
+from challenges import qg_common as Q
+from challenges.qg_cycle import QGCycle
+from challenges.qg_da import QGDA
+from challenges.qg_fc48 import QGFc48
+from challenges.qg_map import QGMap
+
+SIZE = "tiny"
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    """A qg/tiny dataset: reused from $BENCH_DATA when present (CI), else generated in a temp dir."""
+    from data_scripts.generate import dataset_path, generate
+    from data_scripts.manifest import MANIFEST
+
+    env = os.environ.get("BENCH_DATA")
+    base = Path(env) if env else tmp_path_factory.mktemp("data")
+    if not (dataset_path("qg", SIZE, base) / MANIFEST).exists():
+        generate("qg", SIZE, root=base, progress=False)
+    return base
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Small FFTs and batched solves run fastest on one intra-op thread (and never stall on a busy machine)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _challenge(cls, root):
+    ch = cls()
+    ch.root = root
+    return ch
+
+
+# -- formats ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cls, var, dims", [
+    (QGMap, "ssh", ("traj", "time", "y", "x")),
+    (QGDA, "q", ("traj", "time", "lev", "y", "x")),
+    (QGFc48, "q", ("traj", "time", "lead", "lev", "y", "x")),
+    (QGCycle, "q", ("traj", "time", "lev", "y", "x")),
+])
+def test_template_and_truth_formats(root, cls, var, dims):
+    ch = _challenge(cls, root)
+    tmpl = ch.template(SIZE, root)
+    assert list(tmpl.data_vars) == [var]
+    assert tmpl[var].dims == dims
+    assert np.isnan(tmpl[var].values).all()
+    assert tmpl["x"].attrs["units"] == "km" and tmpl["time"].attrs["units"] == "days"
+    truth = ch.truth(SIZE, root)
+    assert problems(truth, tmpl, ch.optional_dims) == []
+    assert problems(tmpl, tmpl, ch.optional_dims)  # NaN is rejected
+
+
+def test_cases_never_hold_the_truth(root):
+    for cls in (QGMap, QGDA):
+        ch = _challenge(cls, root)
+        case = next(iter(ch.cases(SIZE, root)))
+        assert not {"q", "ssh", "psi"} & set(case.data_vars)
+    case = next(iter(_challenge(QGDA, root).cases(SIZE, root)))
+    assert case["obs_x"].dims == ("time", "obs")
+    assert case.sizes["obs"] == Q.n_random(SIZE, 0.2)
+
+
+# -- perfect predictions -----------------------------------------------------------------------
+
+
+def test_perfect_predictions_score_perfectly(root):
+    for cls in (QGMap, QGDA, QGCycle):
+        ch = _challenge(cls, root)
+        s = ch.score(ch.truth(SIZE, root), SIZE, root, n_boot=50)
+        assert s["mu"].value == pytest.approx(1.0)
+        assert s["lambda_iso_km"].extra.get("flag") == "all_resolved"
+    s = _challenge(QGDA, root).score(_challenge(QGDA, root).truth(SIZE, root), SIZE, root, n_boot=50)
+    assert s["gain"].value == pytest.approx(1.0)
+    fc = _challenge(QGFc48, root)
+    s = fc.score(fc.truth(SIZE, root), SIZE, root, n_boot=50)
+    assert s["rmse_48h"].value == pytest.approx(0.0) and s["acc_48h"].value == pytest.approx(1.0)
+
+
+def test_forecast_reference_rows(root):
+    fc = _challenge(QGFc48, root)
+    refs = fc.references(SIZE, root)
+    st = fc.score(refs["forecast-from-truth"][0], SIZE, root, n_boot=20)
+    sb = fc.score(refs["forecast-from-background"][0], SIZE, root, n_boot=20)
+    assert st["rmse_0h"].value == pytest.approx(0.0, abs=1e-12)
+    assert 0 < st["rmse_48h"].value
+    assert sb["rmse_0h"].value > 0
+
+
+# -- observation operator and B ----------------------------------------------------------------
+
+
+def test_interpolator_is_exact_and_adjoint():
+    from data_scripts.obs import sample_spectral
+
+    g = torch.Generator().manual_seed(0)
+    n, L = 16, 1000.0
+    f = torch.randn(2, n, n, generator=g, dtype=torch.float64)
+    x = torch.rand(2, 40, generator=g, dtype=torch.float64) * L
+    y = torch.rand(2, 40, generator=g, dtype=torch.float64) * L
+    H = Q.Interpolator(x, y, n, L)
+    ref = sample_spectral(torch.fft.rfft2(f), x, y, L, L, n, n)
+    assert torch.allclose(H.forward(f), ref, atol=1e-12)
+    w = torch.randn(2, 40, generator=g, dtype=torch.float64)
+    assert float((H.forward(f) * w).sum()) == pytest.approx(float((f * H.adjoint(w)).sum()), rel=1e-10)
+
+
+def test_spectral_covariance_statistics(root):
+    from baselines.qg_covariance import SpectralCovariance, forecast_errors
+
+    train = xr.open_zarr(Path(root) / "qg" / SIZE / "train" / "fields.zarr", consolidated=False)
+    err = forecast_errors(train, SIZE, 48)
+    B = SpectralCovariance.from_samples(err)
+    assert np.allclose(B.variance().numpy(), err.var((0, 2, 3)) + err.mean((0, 2, 3)) ** 2, rtol=0.05)
+    draws = B.sample(400, torch.Generator().manual_seed(1))
+    assert np.allclose(draws.std((0, 2, 3)).numpy(), np.sqrt(B.variance().numpy()), rtol=0.1)
+    v = torch.randn(3, 2, 16, 16, dtype=torch.float64)
+    w = torch.randn(3, 2, 16, 16, dtype=torch.float64)
+    assert float((B.sqrt_apply(v) * w).sum()) == pytest.approx(float((v * B.sqrt_apply_T(w)).sum()), rel=1e-10)
+    t = Q.ssh_transfer(Q.lr_model(SIZE))
+    r = B.ssh_regression(t)
+    ok = (t * r).sum(0).abs() > 0
+    assert torch.allclose((t * r).sum(0)[ok], torch.ones(1, dtype=torch.float64))
+
+
+def test_superobs_average_per_cell():
+    so = gridding.superobs(np.zeros(4), np.array([10.0, 20.0, 990.0, 70.0]), np.array([5.0, 5.0, 5.0, 5.0]),
+                           np.array([1.0, 3.0, 5.0, 7.0]), 0.1, nx=16, L=1000.0)
+    assert so["n"].tolist() == [2, 1, 1]
+    assert so["value"][0] == pytest.approx(2.0) and so["x"][0] == pytest.approx(15.0)
+    assert so["sigma"][0] == pytest.approx(0.1 / np.sqrt(2))
+
+
+# -- OI ---------------------------------------------------------------------------------------------
+
+
+def test_oi_one_noise_free_observation_reproduces_the_covariance():
+    from baselines.oi import solve_gaussian_oi
+
+    L, Lx, Lt, var = 1000.0, 80.0, 5.0, 2.0
+    xg = (np.arange(16) + 0.5) * L / 16
+    X, Y = np.meshgrid(xg, xg)
+    one = lambda v: torch.tensor([[v]], dtype=torch.float64)  # noqa: E731
+    g = torch.as_tensor(xg)[None]
+    ok = torch.ones(1, 1, dtype=torch.bool)
+    est = solve_gaussian_oi(one(990.0), one(500.0), one(1.0), one(0.3), one(0.0), ok, g, g,
+                            torch.tensor([[3.0, 1.0]], dtype=torch.float64), Lx, Lt, var, L)[0].numpy()
+    dx = (X - 990.0 + L / 2) % L - L / 2  # periodic distance: wraps across x = 0
+    shape = np.exp(-(dx ** 2 + (Y - 500.0) ** 2) / Lx ** 2)
+    assert np.allclose(est[0], 0.3 * shape * np.exp(-4.0 / Lt ** 2), atol=1e-12)
+    assert np.allclose(est[1], 0.3 * shape, atol=1e-12)
+    at_obs = solve_gaussian_oi(one(990.0), one(500.0), one(1.0), one(0.3), one(0.0), ok, one(990.0), one(500.0),
+                               one(1.0), Lx, Lt, var, L)
+    assert float(at_obs) == pytest.approx(0.3)
+
+
+def test_oi_padding_does_not_change_the_estimate():
+    from baselines.oi import solve_gaussian_oi
+
+    g = torch.Generator().manual_seed(3)
+    P = 12
+    ox, oy = torch.rand(1, P, generator=g, dtype=torch.float64) * 1000, torch.rand(1, P, generator=g, dtype=torch.float64) * 1000
+    ot, d = torch.rand(1, P, generator=g, dtype=torch.float64), torch.randn(1, P, generator=g, dtype=torch.float64)
+    R = torch.full((1, P), 0.1, dtype=torch.float64)
+    gx, gy, gt = ox[:, :5] + 7, oy[:, :4] - 3, torch.tensor([[0.5, 2.0]], dtype=torch.float64)
+    full = solve_gaussian_oi(ox, oy, ot, d, R, torch.ones(1, P, dtype=torch.bool), gx, gy, gt, 100.0, 3.0, 1.0, 1000.0)
+    pad = lambda a, v: torch.cat([a, torch.full((1, 5), v, dtype=torch.float64)], 1)  # noqa: E731
+    mask = torch.cat([torch.ones(1, P, dtype=torch.bool), torch.zeros(1, 5, dtype=torch.bool)], 1)
+    padded = solve_gaussian_oi(pad(ox, 3.0), pad(oy, 4.0), pad(ot, 0.0), pad(d, 9.0), pad(R, 0.0), mask, gx, gy, gt,
+                               100.0, 3.0, 1.0, 1000.0)
+    assert full.shape == (1, 2, 4, 5)
+    assert torch.allclose(full, padded, atol=1e-12)
+
+
+def test_oi_patches_and_blocks_match_the_global_solution():
+    from baselines.oi import map_oi
+
+    rng = np.random.default_rng(0)
+    n = 400
+    sobs = {"time": np.sort(rng.uniform(0, 20, n)), "x": rng.uniform(0, 1000, n), "y": rng.uniform(0, 1000, n),
+            "value": rng.standard_normal(n), "sigma": np.full(n, 0.3)}
+    xg = (np.arange(16) + 0.5) * 1000 / 16
+    times = np.arange(0.0, 20.0)
+    glob = map_oi(sobs, times, xg, 1000.0, 40.0, 3.0, 1.0, 0.1, max_obs=10 ** 6, cap=10 ** 6)
+    local = map_oi(sobs, times, xg, 1000.0, 40.0, 3.0, 1.0, 0.1, max_obs=50, cap=10 ** 6)
+    assert np.abs(local - glob).max() < 1e-2 * np.abs(glob).max()  # halo 2.5 Lx: exp(-6.25) tails
+
+
+def test_floors_lose_to_oi_on_qg_map(root):
+    from baselines.climatology import Climatology
+    from baselines.oi import OI
+
+    ch = _challenge(QGMap, root)
+    train, val = ch.train_val(SIZE, root)
+    clim = Climatology(challenge=ch, size=SIZE, device="cpu")
+    clim.fit(train, val)
+    oi = OI(challenge=ch, size=SIZE, device="cpu")
+    oi._fit_map(train)  # fixed, sensible scales: the tuning search is exercised by `bench run`
+    oi.params = dict(Lx=80.0, Lt=5.0, noise=0.3)
+    cases = list(ch.cases(SIZE, root))
+    s_oi = ch.score(ch.assemble([oi.predict(c) for c in cases], SIZE, root), SIZE, root, n_boot=50)
+    s_cl = ch.score(ch.assemble([clim.predict(c) for c in cases], SIZE, root), SIZE, root, n_boot=50)
+    assert s_oi["mu"].value > s_cl["mu"].value + 0.1
+    assert s_oi["rmse"].value < s_cl["rmse"].value
+    assert s_oi["lambda_iso_km"].value < s_cl["lambda_iso_km"].value
+
+
+def test_3dvar_gains_over_the_background(root):
+    from baselines import qg_var3d
+    from baselines.qg_covariance import SpectralCovariance, forecast_errors
+    from baselines.var3d import Var3D
+
+    ch = _challenge(QGDA, root)
+    ch.fraction = 1.0
+    train, _ = ch.train_val(SIZE, root)
+    m = Var3D(challenge=ch, size=SIZE, device="cpu")
+    m.B = SpectralCovariance.from_samples(forecast_errors(train, SIZE, 48))
+    m.scale = 1.0
+    m._iters = []
+    pred = ch.assemble([qg_var3d.predict(m, c) for c in ch.cases(SIZE, root)], SIZE, root)
+    s = ch.score(pred, SIZE, root, n_boot=50)
+    assert s["gain"].value > 0.0
+    assert max(m._iters) < 500
+
+
+def test_cycling_3dvar_stays_finite_and_beats_the_free_run(root):
+    from baselines import qg_var3d
+    from baselines.qg_covariance import SpectralCovariance, anomalies
+    from baselines.var3d import Var3D
+    from challenges import cycling
+
+    ch = _challenge(QGCycle, root)
+    train, _ = ch.train_val(SIZE, root)
+    m = Var3D(challenge=ch, size=SIZE, device="cpu")
+    m.B = SpectralCovariance.from_samples(anomalies(train, stride_days=2))
+    m.scale = 0.25
+    m._iters = []
+    prob = ch.problem(SIZE, "test", root, n_cycles=30)
+    out = cycling.run(lambda c: qg_var3d.predict(m, c), prob)
+    assert not bool(out.restarted.any())
+    assert np.isfinite(out.q.values).all()
+    ps = Q.ssh_of_q_np(SIZE, out.q.values[:, 10:])
+    ts = Q.ssh_of_q_np(SIZE, ch.split_data(SIZE, "test", root)["q"][:, 10:30])
+    free = np.sqrt((ts ** 2).mean())  # the free run stays at the (zero-SSH) cold start
+    assert np.sqrt(((ps - ts) ** 2).mean()) < 0.9 * free
+
+
+# -- bench score: invalid submissions -----------------------------------------------------------------
+
+
+def test_invalid_submissions_exit_2_and_write_nothing(root, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # `bench score` saves the scored prediction under ./runs
+    results = tmp_path / "results"
+    tmpl = tmp_path / "t.zarr"
+    assert main(["template", "qg-map", str(tmpl), "--size", SIZE, "--root", str(root)]) == 0
+    base = ["--name", "x", "--size", SIZE, "--root", str(root), "--results", str(results)]
+    assert main(["score", "qg-map", str(tmpl), *base]) == 2  # all NaN
+    truth = _challenge(QGMap, root).truth(SIZE, root)
+    bad = tmp_path / "dims.nc"
+    truth.isel(x=0, drop=True).to_netcdf(bad)
+    assert main(["score", "qg-map", str(bad), *base]) == 2
+    short = tmp_path / "short.nc"
+    truth.isel(time=slice(0, 5)).to_netcdf(short)
+    assert main(["score", "qg-map", str(short), *base]) == 2
+    wrong = tmp_path / "var.nc"
+    truth.rename({"ssh": "eta"}).to_netcdf(wrong)
+    assert main(["score", "qg-da", str(wrong), *base]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("bench:") == 4
+    assert not results.exists()
+    good = tmp_path / "good.nc"
+    truth.to_netcdf(good)
+    assert main(["score", "qg-map", str(good), *base]) == 0
+    res = json.loads((results / "qg-map" / SIZE / "x.json").read_text())
+    assert res["scores"]["mu"]["value"] == pytest.approx(1.0)
