@@ -262,9 +262,9 @@ class OI(Method):
     reference = "Le Traon et al. (1998); ocean data challenge 2020a baseline OI"
 
     #: starting point and candidates of the coordinate search (km, days, dimensionless)
-    map_start = dict(Lx=60.0, Lt=7.0, noise=0.1)
-    map_grid = dict(Lx=(25.0, 35.0, 45.0, 60.0, 80.0, 110.0), Lt=(3.0, 5.0, 7.0, 10.0, 15.0, 20.0),
-                    noise=(0.03, 0.1, 0.3, 1.0, 3.0))
+    map_start = dict(Lx=45.0, Lt=15.0, noise=0.1)
+    map_grid = dict(Lx=(25.0, 35.0, 45.0, 60.0, 80.0, 110.0), Lt=(3.0, 5.0, 7.0, 10.0, 15.0, 20.0, 30.0),
+                    noise=(0.01, 0.03, 0.1, 0.3, 1.0, 3.0))
     da_start = dict(Lx=80.0, alpha=1.0)
     da_grid = dict(Lx=(12.0, 18.0, 25.0, 35.0, 50.0, 70.0, 100.0, 150.0), alpha=(0.1, 0.25, 0.5, 1.0, 2.0, 4.0))
 
@@ -275,8 +275,8 @@ class OI(Method):
         self.stats = {}
         self.max_obs = 2000
         self.cap = 4000
-        #: tuning maps: one 10-day run of days in every ``tune_every`` (tiny: 1 in 3; small: 1 in 6)
-        self.tune_every = 3 if self.size == "tiny" else 6
+        #: tuning maps: one 10-day run of days in every ``tune_every`` (tiny: 1 in 3; else 1 in 9)
+        self.tune_every = 3 if self.size == "tiny" else 9
         self.filtered = True
         #: DA: model the observations as the LR SSH (False) or as the LR SSH with the coarse-graining
         #: filter undone (True); the Gaussian covariance fits the former better (checked on val at tiny)
