@@ -70,7 +70,7 @@ class SpectralCovariance:
 
     # -- construction -----------------------------------------------------------------
     @classmethod
-    def from_samples(cls, samples, scale: float = 1.0, device="cpu") -> "SpectralCovariance":
+    def from_samples(cls, samples, scale: float = 1.0, device="cpu") -> SpectralCovariance:
         """Ring-averaged cross-spectra of samples (n, nz, ny, nx) (their mean is not removed)."""
         x = torch.as_tensor(np.asarray(samples, dtype=np.float64))
         n, nz, ny, nx = x.shape
@@ -86,10 +86,10 @@ class SpectralCovariance:
                 P[:, a, b] = np.bincount(rings.ravel(), weights=(w * cross[a, b]).ravel(), minlength=nr) / np.maximum(den, 1)
         return cls(P, ny, nx, scale=scale, device=device)
 
-    def scaled(self, scale: float) -> "SpectralCovariance":
+    def scaled(self, scale: float) -> SpectralCovariance:
         return SpectralCovariance(self.ring_spectrum, self.ny, self.nx, scale=scale, device=self.device)
 
-    def to(self, device=None, dtype=torch.float64) -> "SpectralCovariance":
+    def to(self, device=None, dtype=torch.float64) -> SpectralCovariance:
         return SpectralCovariance(self.ring_spectrum, self.ny, self.nx, scale=self.scale, device=device or self.device)
 
     # -- the B interface (flattened states) ------------------------------------------------
