@@ -29,7 +29,7 @@ def load(path) -> xr.Dataset:
         raise UserError(f"submission {path} is empty")
     try:
         if suffix == ".zarr":
-            ds = xr.open_zarr(path, consolidated=None)
+            ds = xr.open_zarr(path, consolidated=False)
         else:
             ds = xr.open_dataset(path)
         ds = ds.load()

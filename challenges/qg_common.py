@@ -26,7 +26,7 @@ import xarray as xr
 
 from data_scripts.config import F0, GRAVITY, get_config
 
-from .base import Score
+from .base import Challenge, Score
 
 #: SSH per unit upper-layer streamfunction, eta = (f0/g) psi1 (s/m)
 SSH_PER_PSI = F0 / GRAVITY
@@ -160,6 +160,21 @@ class Interpolator:
 
 
 # -- data access -------------------------------------------------------------------
+
+
+class QGChallenge(Challenge):
+    """A challenge of the ``qg`` world that remembers the data root given to ``train_val``."""
+
+    world = "qg"
+    root = None
+
+    def train_val(self, size: str, root=None):
+        self.root = root
+        return super().train_val(size, root)
+
+    def fields(self, size: str, split: str = "test", root=None) -> xr.Dataset:
+        """The LR fields store (q, psi, ssh, S) of a split."""
+        return self.open(size, split, root=root if root is not None else self.root)
 
 
 def open_store(challenge, size: str, split: str, store: str, root=None) -> xr.Dataset:

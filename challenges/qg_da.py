@@ -47,7 +47,7 @@ import torch
 import xarray as xr
 
 from . import qg_common as Q
-from .base import Challenge, Metric, Score
+from .base import Metric, Score
 
 DA_METRICS = (
     Metric("mu", "µ(RMSE) SSH", True, "{:.3f}"),
@@ -61,9 +61,8 @@ DA_METRICS = (
 )
 
 
-class QGDA(Challenge):
+class QGDA(Q.QGChallenge):
     name = "qg-da"
-    world = "qg"
     summary = "one-step DA: 48 h LR background + random SSH obs (0.2 per LR cell) -> analysis of q"
     metrics = DA_METRICS
     case_dim = "traj"
@@ -83,13 +82,6 @@ class QGDA(Challenge):
         self.description = __doc__
 
     # -- data ----------------------------------------------------------------------
-    def train_val(self, size: str, root=None):
-        self.root = root
-        return super().train_val(size, root)
-
-    def fields(self, size: str, split: str = "test", root=None) -> xr.Dataset:
-        return self.open(size, split, root=root if root is not None else self.root)
-
     def analysis_days(self, size: str) -> np.ndarray:
         n_days = Q.config(size)["n_days"]
         lead = int(round(self.lead_hours / 24))
@@ -173,7 +165,7 @@ class QGDA(Challenge):
         cfg = Q.config(size)
         return {"world": self.world, "size": size, "fraction": self.fraction, "obs_per_time": self.n_obs(size),
                 "stride_days": self.stride, "lead_hours": self.lead_hours, "nx_lr": cfg["nx_lr"],
-                "obs_sigma_m": cfg["ssh_sigma"], "n_analysis_times": int(len(self.analysis_days(size))),
+                "obs_sigma_m": cfg["ssh_sigma"], "n_analysis_times": len(self.analysis_days(size)),
                 "bootstrap": "analysis times (cases)"}
 
 

@@ -38,7 +38,7 @@ import numpy as np
 import xarray as xr
 
 from . import qg_common as Q
-from .base import Challenge, Metric
+from .base import Metric
 
 SCENARIOS = ("nadir4", "nadir1", "swath", "random")
 
@@ -52,9 +52,8 @@ MAP_METRICS = (
 )
 
 
-class QGMap(Challenge):
+class QGMap(Q.QGChallenge):
     name = "qg-map"
-    world = "qg"
     summary = "SSH mapping from nadir altimetry (4 satellites): daily LR maps, 2020a scores"
     metrics = MAP_METRICS
     case_dim = "traj"
@@ -71,13 +70,6 @@ class QGMap(Challenge):
         self.description = __doc__
 
     # -- data handed to methods -------------------------------------------------
-    def train_val(self, size: str, root=None):
-        self.root = root
-        return super().train_val(size, root)
-
-    def fields(self, size: str, split: str = "test", root=None) -> xr.Dataset:
-        return self.open(size, split, root=root if root is not None else self.root)
-
     def obs(self, size: str, split: str = "test", traj=None, root=None, scenario: str | None = None) -> dict:
         """Observation rows (numpy dict) of a split, optionally of one trajectory."""
         return Q.load_obs(self, size, split, scenario or self.scenario,
