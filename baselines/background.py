@@ -20,7 +20,7 @@ class Background(Method):
     name = "background"
     summary = "the background as the analysis (no assimilation)"
     applies_to = ("l96-cycle", "l96-da",
-                  "qg-da", "qg-da-sparse", "qg-da-dense", "qg-cycle")  # QG: baselines/qg_floors.py
+                  "qg-da", "qg-da-sparse", "qg-da-dense", "qg-cycle", "qg-cycle-fixed")  # QG: baselines/qg_floors.py
 
     def predict(self, case: xr.Dataset) -> xr.Dataset:
         if getattr(self.challenge, "world", None) == "qg":  # QG: the state variable is q

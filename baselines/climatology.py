@@ -34,7 +34,7 @@ class Climatology(Method):
     applies_to = ("l96-cycle", "l96-da", "l96-fc48",
                   # QG (baselines/qg_floors.py): homogeneous training mean
                   "qg-map", "qg-map-swath", "qg-map-random", "qg-da", "qg-da-sparse", "qg-da-dense", "qg-fc48",
-                  "qg-cycle")
+                  "qg-cycle", "qg-cycle-fixed")
     reference = "DAPPER Climatology; Sakov & Oke (2008)"
 
     def fit(self, train: xr.Dataset, val: xr.Dataset) -> None:

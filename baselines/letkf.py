@@ -48,7 +48,7 @@ class LETKF(Method):
     name = "letkf"
     summary = "LETKF (Hunt et al. 2007), 8 members (QG: 20), Gaspari–Cohn localisation; inflation and radius tuned on val"
     applies_to = ("l96-cycle",
-                  "qg-cycle")  # QG: baselines/qg_letkf.py (20 members, km radii)
+                  "qg-cycle", "qg-cycle-fixed")  # QG: baselines/qg_letkf.py (20 members, km radii)
     reference = "Hunt, Kostelich & Szunyogh (2007, Physica D); Bocquet (2011); DAPPER LETKF"
     n_members = 8
     inflation_grid = np.array([1.02, 1.04, 1.06, 1.08, 1.11])

@@ -20,8 +20,8 @@ import numpy as np
 import xarray as xr
 
 CLIMATOLOGY = ("qg-map", "qg-map-swath", "qg-map-random", "qg-da", "qg-da-sparse", "qg-da-dense", "qg-fc48",
-               "qg-cycle")
-BACKGROUND = ("qg-da", "qg-da-sparse", "qg-da-dense", "qg-cycle")
+               "qg-cycle", "qg-cycle-fixed")
+BACKGROUND = ("qg-da", "qg-da-sparse", "qg-da-dense", "qg-cycle", "qg-cycle-fixed")
 
 
 def is_qg(challenge) -> bool:

@@ -44,7 +44,7 @@ from .qg_case import read_qg_case
 from .qg_covariance import SpectralCovariance, anomalies, forecast_errors
 
 QG_ONE_STEP = ("qg-da", "qg-da-sparse", "qg-da-dense", "qg-fc48")
-QG_CYCLING = ("qg-cycle",)
+QG_CYCLING = ("qg-cycle", "qg-cycle-fixed")
 APPLIES = QG_ONE_STEP + QG_CYCLING
 
 

@@ -64,7 +64,7 @@ class Var3D(Method):
     summary = "3D-Var, static B from training, control variable x = xb + B^1/2 v, CG minimisation"
     applies_to = ("l96-cycle", "l96-da", "l96-fc48",
                   # QG (baselines/qg_var3d.py): spectral multivariate B, exact SSH operator
-                  "qg-da", "qg-da-sparse", "qg-da-dense", "qg-fc48", "qg-cycle")
+                  "qg-da", "qg-da-sparse", "qg-da-dense", "qg-fc48", "qg-cycle", "qg-cycle-fixed")
     qg_tol = 1e-6
     reference = "Sakov & Oke (2008); DAPPER Var3D; Courtier et al. (1998, QJRMS)"
     tol = 1e-8

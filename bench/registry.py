@@ -20,6 +20,7 @@ CHALLENGES = {
     "qg-da-sparse": "challenges.qg_da:QGDASparse",
     "qg-da-dense": "challenges.qg_da:QGDADense",
     "qg-cycle": "challenges.qg_cycle:QGCycle",
+    "qg-cycle-fixed": "challenges.qg_cycle:QGCycleFixed",
     "qg-fc48": "challenges.qg_fc48:QGFc48",
 }
 

@@ -9,16 +9,18 @@ all run side by side. Cycle k is day k of the trajectory (60 cycles at tiny,
   0 up to round-off), without members; afterwards the LR model's 24 h
   forecast (no closure, dt = 1 h) of the previous analysis, every member;
 * observations of SSH at day k: ``obs_x``, ``obs_y`` (km), ``obs_value``,
-  ``obs_sigma`` (m), dims (traj, obs): 0.2 per LR grid cell at random
-  positions, new each day (a moving network; the same seeded subsample of the
-  ``random`` store as ``qg-da``), point samples of the HR field + noise;
+  ``obs_sigma`` (m), dims (traj, obs): 0.2 per LR grid cell, point samples of
+  the HR field + noise. ``qg-cycle``: at random positions, new each day (a
+  moving network; the same seeded subsample of the ``random`` store as
+  ``qg-da``). ``qg-cycle-fixed``: the same number of positions, drawn once per
+  trajectory and observed every day (a fixed network, like moorings: the
+  ``fixed`` store), so the unobserved gaps never close and the filter must
+  carry information into them by the dynamics alone;
 * scalar coordinates ``time`` (days) and ``cycle``;
 
 and returns ``q(traj, [member], lev, y, x)``. Ensemble methods create their
 ensemble at cycle 0 (e.g. from training states). The observation operator is
-the challenge's exact SSH operator (``qg_common``). A fixed network is not
-offered: the stored observations sample the HR field at new random positions
-every day.
+the challenge's exact SSH operator (``qg_common``).
 
 Prediction: ``q(traj, time, lev, y, x)``, the analyses of every cycle (+ an
 optional ``member`` dim: scored through the ensemble mean, plus CRPS and
@@ -48,14 +50,15 @@ import xarray as xr
 
 from . import cycling
 from . import qg_common as Q
-from .base import Challenge, Metric, Score
+from .base import Metric, Score
 
 STATE_DIMS = ("lev", "y", "x")
+NETWORKS = {"random": "moving (random positions, new each day)",
+            "fixed": "fixed (random positions drawn once per trajectory, observed every day)"}
 
 
-class QGCycle(Challenge):
+class QGCycle(Q.QGChallenge):
     name = "qg-cycle"
-    world = "qg"
     summary = "daily QG DA cycling with the LR model: random SSH obs (0.2 per LR cell, moving)"
     case_dim = "traj"
     variables = ("q",)
@@ -76,6 +79,9 @@ class QGCycle(Challenge):
         Metric("spread_skill", "spread/skill", False, "{:.2f}", target=1.0),
     )
 
+    #: the observation store: "random" (moving network) or "fixed"
+    network = "random"
+
     def __init__(self, fraction: float | None = None):
         if fraction is not None:
             self.fraction = float(fraction)
@@ -86,7 +92,7 @@ class QGCycle(Challenge):
     def info(self, size: str) -> dict:
         cfg = Q.config(size)
         return {"world": self.world, "size": size, "fraction": self.fraction, "obs_per_cycle": self.n_obs(size),
-                "network": "moving (random positions, new each day)", "cycle_hours": self.cycle_hours,
+                "network": NETWORKS[self.network], "cycle_hours": self.cycle_hours,
                 "n_cycles": cfg["n_days"], "burn_in_cycles": self.burn_in[size], "block_cycles": self.block[size],
                 "obs_sigma_m": cfg["ssh_sigma"], "cold_start": "training climatological mean (homogeneous)"}
 
@@ -94,13 +100,6 @@ class QGCycle(Challenge):
         return Q.n_random(size, self.fraction)
 
     # -- data -----------------------------------------------------------------------
-    def train_val(self, size: str, root=None):
-        self.root = root
-        return super().train_val(size, root)
-
-    def fields(self, size: str, split: str = "test", root=None) -> xr.Dataset:
-        return self.open(size, split, root=root if root is not None else self.root)
-
     def climatology(self, size: str, root=None) -> tuple[np.ndarray, float]:
         """(cold-start state (2, ny, nx): the training mean per layer, constant in space; SSH RMS)."""
         root = root if root is not None else self.root
@@ -125,7 +124,7 @@ class QGCycle(Challenge):
             days = f["time"].values
             obs = {k: [] for k in ("x", "y", "value", "sigma")}
             for tr in f["traj"].values:
-                rows = Q.load_obs(self, size, split, "random", root, traj=int(tr))
+                rows = Q.load_obs(self, size, split, self.network, root, traj=int(tr))
                 o = Q.daily_random_obs(rows, days, self.n_obs(size), traj=int(tr))
                 for k in obs:
                     obs[k].append(o[k])
@@ -241,3 +240,9 @@ def cycle_scores(ch: QGCycle, pred_q: xr.DataArray, truth_q: xr.DataArray, size:
         out["crps"] = Score(float("nan"), extra={"flag": "deterministic"})
         out["spread_skill"] = Score(float("nan"), extra={"flag": "deterministic"})
     return out
+
+
+class QGCycleFixed(QGCycle):
+    name = "qg-cycle-fixed"
+    summary = "daily QG DA cycling with the LR model: SSH obs at 0.2 per LR cell on a fixed network"
+    network = "fixed"

@@ -18,6 +18,10 @@ SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
 # Sea-surface height from upper-layer streamfunction: eta = (f0 / g) psi1.
 F0 = 1.0e-4  # s^-1, mid-latitude Coriolis parameter (pyqg's QGModel leaves f0 implicit in rd)
 GRAVITY = 9.81  # m s^-2
+#: SSH observation noise (m). The QG eddy SSH has a std of about 1.7 cm (HR, small), so 3 mm gives a
+#: signal-to-noise ratio of about 6, that of along-track altimetry (about 3 cm noise on 10-20 cm of
+#: mesoscale SSH). 1 cm (SNR 1.7, the first choice) left the obs almost useless next to a 48 h background.
+SSH_SIGMA = 0.003
 DAY = 86400.0
 YEAR = 365.0 * DAY
 
@@ -67,11 +71,14 @@ def get_config(world: str, size: str) -> dict:
     else:
         cfg = dict(world="qg", size=size, regime="eddy", dt=3600.0, dtype="float64",
                    snapshot_every=24, obs_every=6, base_seed=4200, group=4,
-                   ssh_sigma=0.01, f0=F0, g=GRAVITY,
+                   ssh_sigma=SSH_SIGMA, f0=F0, g=GRAVITY,
                    **_QG[size])
-        # swath pixels at the HR grid spacing; random: one position per LR grid point per day
+        # swath pixels at the HR grid spacing; random: one position per LR grid point per day;
+        # fixed: 0.2 per LR grid point, the same positions every day (qg-cycle-fixed). Keep the
+        # order: each scenario's noise stream is seeded by its position in this dict.
         cfg["obs"] = dict(nadir1=dict(), nadir4=dict(), swath=dict(pixel_km=1000.0 / cfg["nx_hr"]),
-                          random=dict(fraction=1.0, n_grid=cfg["nx_lr"] ** 2))
+                          random=dict(fraction=1.0, n_grid=cfg["nx_lr"] ** 2),
+                          fixed=dict(fraction=0.2, n_grid=cfg["nx_lr"] ** 2))
     return copy.deepcopy(cfg)
 
 

@@ -6,7 +6,8 @@ coarse-grained to the LR grid (``coarsen``) and stored with its
 streamfunction, SSH and the subgrid forcing S. Observations of SSH are
 sampled from the HR field at off-grid positions every ``obs_every`` model
 steps (nadir tracks, swath) or at the daily snapshots (``random``, which the
-DA challenges subsample for their density sweep), exactly by spectral
+DA challenges subsample for their density sweep, and ``fixed``, the same
+positions every day for ``qg-cycle-fixed``), exactly by spectral
 evaluation, plus Gaussian noise of std ``ssh_sigma``.
 
 On disk: x, y in km, time in days since the first stored snapshot,
@@ -22,6 +23,8 @@ import xarray as xr
 from . import obs as obs_systems
 
 HOUR = 3600.0
+#: scenarios sampled at the daily snapshots (the others every ``obs_every`` model steps)
+DAILY = ("random", "fixed")
 
 
 def regime(cfg: dict) -> dict:
@@ -44,7 +47,7 @@ def models(cfg: dict, device="cpu"):
 def obs_times(cfg: dict, scenario: str) -> np.ndarray:
     """Times (s since the first snapshot) at which a scenario samples the HR field."""
     total = cfg["n_days"] * 24 * HOUR
-    every = cfg["snapshot_every"] if scenario == "random" else cfg["obs_every"]
+    every = cfg["snapshot_every"] if scenario in DAILY else cfg["obs_every"]
     return np.arange(0.0, total, every * cfg["dt"])
 
 
@@ -53,7 +56,7 @@ def obs_positions(cfg: dict, scenario: str, seed: int) -> dict[str, np.ndarray]:
     L = regime(cfg)["L"]
     times = obs_times(cfg, scenario)
     p = obs_systems.positions(scenario, times, L, L, seed, **cfg["obs"][scenario])
-    step = (cfg["snapshot_every"] if scenario == "random" else cfg["obs_every"]) * cfg["dt"]
+    step = (cfg["snapshot_every"] if scenario in DAILY else cfg["obs_every"]) * cfg["dt"]
     t = np.clip(np.round(np.asarray(p["time"], dtype=np.float64) / step) * step, 0.0, times[-1])
     order = np.lexsort((np.asarray(p["x"]), t))
     return {"time": t[order], "x": np.asarray(p["x"], np.float64)[order] % L,

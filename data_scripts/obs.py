@@ -16,6 +16,8 @@ Scenarios (``positions``):
 
 * ``random``: ``fraction`` x ``n_grid`` uniformly random points per time, new
   each time (``fixed=False``) or the same at every time.
+* ``fixed``: ``random`` with ``fixed=True``: a fixed network (moorings, tide
+  gauges), the same seeded positions at every time.
 * ``nadir1`` / ``nadir4``: conventional altimeters, 1 or 4 satellites. Each
   pass is a straight ground track at ``angle_deg`` to the x axis (77 deg,
   ascending; 180 - 77 deg descending), crossing the domain once from y = 0 to
@@ -58,7 +60,7 @@ import torch
 
 KM = 1000.0
 DAY = 86400.0
-SCENARIOS = ("random", "nadir1", "nadir4", "swath")
+SCENARIOS = ("random", "fixed", "nadir1", "nadir4", "swath")
 
 Array = Union[np.ndarray, torch.Tensor]
 
@@ -170,6 +172,7 @@ def positions(scenario: str, times, L: float, W: float, seed, **params) -> dict[
     * ``random``: ``n_grid`` (number of LR grid points; required unless ``n`` is
       given), ``fraction`` (default 0.05) or ``n`` (points per time),
       ``fixed`` (default False: new positions at each time).
+    * ``fixed``: the keywords of ``random``; the positions never change.
     * ``nadir1``, ``nadir4``: keywords of ``nadir_tracks`` (``n_sat`` is set).
     * ``swath``: keywords of ``swath_positions``.
     * all: ``km`` and ``day`` unit scales (see the module docstring).
@@ -179,6 +182,8 @@ def positions(scenario: str, times, L: float, W: float, seed, **params) -> dict[
         raise ValueError("times must be a non-empty, strictly increasing 1-D sequence")
     if scenario == "random":
         return _random_scenario(times, L, W, seed, **params)
+    if scenario == "fixed":  # its own random stream: not the first positions of ``random`` with the same seed
+        return _random_scenario(times, L, W, np.random.SeedSequence(seed).spawn(1)[0], **dict(params, fixed=True))
     if scenario in ("nadir1", "nadir4"):
         if "n_sat" in params:
             raise TypeError(f"scenario {scenario!r} fixes n_sat; use nadir_tracks for other constellations")

@@ -168,6 +168,9 @@ def test_random_scenario_counts_fixed_and_determinism():
     f = obs.positions("random", times, L, W, seed=1, n=7, fixed=True)
     np.testing.assert_array_equal(f["x"][:7], f["x"][7:14])
     np.testing.assert_array_equal(obs.positions("random", times, L, W, seed=1, n_grid=1024, fraction=0.1)["x"], p["x"])
+    fx = obs.positions("fixed", times, L, W, seed=1, n_grid=32 * 32, fraction=0.1)
+    np.testing.assert_array_equal(fx["x"].reshape(5, 102), np.broadcast_to(fx["x"][:102], (5, 102)))
+    assert not np.isin(fx["x"][:102], p["x"][:102]).any()  # its own stream, not day 0 of ``random``
     x, y = obs.random_positions(100, L, W, seed=2)
     assert x.shape == y.shape == (100,)
     with pytest.raises(TypeError):
