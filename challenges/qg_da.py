@@ -12,7 +12,7 @@ Analysis times: every ``stride`` = 5 days of each test trajectory, from day 2
   imperfect only because the LR model lacks the subgrid closure (and the
   coarse-graining), as an operational model lacks unresolved physics.
 * observations: SSH (m) at random positions at time t, point samples of the
-  HR field plus Gaussian noise (``sigma`` = 0.01 m): ``obs_x``, ``obs_y``
+  HR field plus Gaussian noise (``sigma`` = 3 mm, ``data_scripts.config.SSH_SIGMA``): ``obs_x``, ``obs_y``
   (km), ``obs_value``, ``obs_sigma`` with dims (time, obs). The density is a
   fraction of the number of LR grid points: ``qg-da`` 0.2 (the default),
   ``qg-da-sparse`` 0.05, ``qg-da-dense`` 1.0 (the sweep: one leaderboard table

@@ -20,6 +20,7 @@ from baselines.enkf import EnKF, etkf_analysis
 from baselines.ensemble_tools import cold_start
 from baselines.letkf import LETKF, letkf_analysis
 from baselines.localization import gaspari_cohn, periodic_distance, taper
+from baselines.oi import OI, climatological_oi
 from baselines.persistence import Persistence
 from baselines.var3d import Var3D, var3d_analysis
 from bench.validate import check
@@ -86,6 +87,21 @@ def test_var3d_cg_equals_kalman_update_per_experiment():
     for e in range(E):
         ref, _ = _kalman(xb[e], y[e], mask[e], scale[e] * B)
         np.testing.assert_allclose(xa[e].numpy(), ref, atol=1e-9)
+
+
+def test_climatological_oi_is_the_kalman_update_of_the_mean_for_any_mask():
+    rng = np.random.default_rng(2)
+    n, E = 12, 5
+    B = _spd(n, rng)
+    mean = rng.standard_normal(n)
+    y = rng.standard_normal((E, n))
+    mask = rng.random((E, n)) < 0.5
+    mask[0] = True
+    sigma2 = 0.3
+    xa = climatological_oi(torch.as_tensor(mean), torch.as_tensor(B), torch.as_tensor(np.where(mask, y, 0.0)),
+                           torch.as_tensor(mask / sigma2))
+    for e in range(E):
+        np.testing.assert_allclose(xa[e].numpy(), _kalman(mean, y[e], mask[e], B, np.sqrt(sigma2))[0], atol=1e-10)
 
 
 def test_etkf_matches_kalman_filter_of_the_ensemble_and_keeps_the_mean():
@@ -267,6 +283,8 @@ def test_l96_cycle_floors(root):
     assert 0.9 < p["rmse"] < 1.1 and p["divergence"] == 0  # every variable observed: the obs themselves
     _, b = _run(ch, Background, root)
     assert b["rmse"] > 4.0 and b["divergence"] == 1  # free run from the cold start
+    _, o = _run(ch, OI, root)
+    assert 0.85 < o["rmse"] < 1.05  # climatological OI, Sakov & Oke (2008): 0.95
 
 
 def test_l96_cycle_3dvar_and_enkf_reach_literature_levels(root):
