@@ -1,7 +1,8 @@
 """Leaderboard tables generated from the results JSON files alone.
 
-One table per (challenge, size): ``Method | <metric columns> | Notes |
-Reference``, columns as recorded in the JSON files (primary metric first),
+One table per (challenge, size), under the challenge's ``leaderboard_note``
+(how to read it; from the challenge definition, not a result): ``Method |
+<metric columns> | Notes | Reference``, columns as recorded in the JSON files (primary metric first),
 rows sorted by the primary metric (best first, missing values last), the
 best value of each column in bold, values as ``v ± h`` with h half the 95 %
 bootstrap interval. Output is byte-identical on re-run: no timestamps,
@@ -111,6 +112,10 @@ def render(results_dir: Path) -> dict[str, str]:
     for ch, ch_sizes in by_challenge.items():
         page = [f"# {ch}\n"]
         readme.append(f"\n## {ch}\n")
+        note = challenge_note(ch)
+        if note:
+            page.append(f"\n{note}\n")
+            readme.append(f"\n{note}\n")
         for size in ch_sizes:
             rows = grouped[(ch, size)]
             hw = sorted({_hw(r) for r in rows})
@@ -122,6 +127,15 @@ def render(results_dir: Path) -> dict[str, str]:
         readme.append("\nNo results yet: run `bench run <challenge> <method>`.\n")
     pages["README.md"] = "".join(readme)
     return pages
+
+
+def challenge_note(name: str) -> str:
+    """The registered challenge's ``leaderboard_note`` ("" for a challenge no longer registered)."""
+    from .registry import CHALLENGES, _load
+
+    if name not in CHALLENGES:
+        return ""
+    return " ".join(_load(CHALLENGES[name]).leaderboard_note.split())
 
 
 def _hw(r: dict) -> str:

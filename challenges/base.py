@@ -64,6 +64,10 @@ class Challenge:
     #: dims a prediction may add to every variable (``member`` for ensembles)
     optional_dims: tuple[str, ...] = ()
     description: str = ""
+    #: how to read the leaderboard table (printed under the challenge's heading): what bounds the
+    #: scores and why a classical method may gain little over a floor. Not a result: results live
+    #: in the JSON files.
+    leaderboard_note: str = ""
 
     # -- data ---------------------------------------------------------------
     def data_dir(self, size: str, root=None) -> Path:
