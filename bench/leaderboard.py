@@ -15,6 +15,7 @@ import math
 from pathlib import Path
 
 from .errors import UserError
+from .results import format_value
 
 HEADER = """# OSSE Bench leaderboard
 
@@ -52,10 +53,10 @@ def _cell(res: dict, col: dict, best) -> str:
     if v is None:
         flag = s.get("flag") if isinstance(s, dict) else None
         return f"– ({flag})" if flag else "–"
-    text = col["fmt"].format(v)
+    text = format_value(col["fmt"], v)
     lo, hi = (s.get("ci95") or [None, None])[:2]
     if lo is not None and hi is not None and math.isfinite(lo) and math.isfinite(hi) and hi > lo:
-        text += " ± " + col["fmt"].format((hi - lo) / 2).lstrip()
+        text += " ± " + format_value(col["fmt"], (hi - lo) / 2).lstrip()
     if s.get("flag"):
         text += f" ({s['flag']})"
     if best is not None and v == best:

@@ -75,6 +75,12 @@ def dataset_sha256(data_dir: Path) -> str | None:
     return hashlib.sha256(json.dumps(manifest["arrays"], sort_keys=True).encode()).hexdigest()
 
 
+def format_value(fmt: str, v: float) -> str:
+    """``fmt.format(v)`` without a minus sign on a value that rounds to zero ("-0.000" -> "0.000")."""
+    text = fmt.format(v)
+    return text.replace("-", "", 1) if text.lstrip().startswith("-") and float(text) == 0.0 else text
+
+
 def build(challenge, size: str, name: str, kind: str, scores: dict, *, runtime=None, device=None,
           data_dir=None, reference="", notes="", params=None, seed=None) -> dict:
     return {

@@ -149,9 +149,9 @@ def format_scores(res: dict) -> str:
         s = res["scores"].get(col["key"], {})
         v = s.get("value")
         lo, hi = (s.get("ci95") or [None, None])[:2]
-        txt = "–" if v is None else col["fmt"].format(v)
+        txt = "–" if v is None else R.format_value(col["fmt"], v)
         if v is not None and lo is not None and hi is not None:
-            txt += f"  [{col['fmt'].format(lo)}, {col['fmt'].format(hi)}]"
+            txt += f"  [{R.format_value(col['fmt'], lo)}, {R.format_value(col['fmt'], hi)}]"
         if s.get("flag"):
             txt += f"  ({s['flag']})"
         lines.append(f"  {col['header']:<22} {txt}")

@@ -64,3 +64,20 @@ def test_bad_json_is_one_sentence(results_dir, capsys):
 def test_results_json_has_no_nan(results_dir):
     for p in results_dir.rglob("*.json"):
         json.loads(p.read_text())
+
+
+def test_a_score_that_rounds_to_zero_has_no_minus_sign(tmp_path):
+    d = tmp_path / "results"
+    write(d / "qg-map" / "tiny" / "climatology.json", res("climatology", -2e-16, 1000.0))
+    text = L.render(d)["README.md"]
+    assert "| climatology | **0.000 ± 0.010** |" in text and "-0.000" not in text
+
+
+def test_the_challenge_note_heads_its_table(tmp_path):
+    d = tmp_path / "results"
+    write(d / "qg-da" / "tiny" / "oi.json", dict(res("oi", 0.9, 80.0), challenge="qg-da"))
+    page = L.render(d)["qg-da.md"]
+    note = L.challenge_note("qg-da")
+    assert note.startswith("Reading the table") and "\n" not in note
+    assert page.index(note) < page.index("| Method |")
+    assert L.challenge_note("no-such-challenge") == ""
