@@ -286,7 +286,7 @@ class OI(Method):
     #: starting point and candidates of the coordinate search (km, days, dimensionless)
     map_start = dict(Lx=45.0, Lt=15.0, noise=0.1)
     map_grid = dict(Lx=(25.0, 35.0, 45.0, 60.0, 80.0, 110.0), Lt=(3.0, 5.0, 7.0, 10.0, 15.0, 20.0, 30.0),
-                    noise=(0.01, 0.03, 0.1, 0.3, 1.0, 3.0))
+                    noise=(0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0))
     da_start = dict(Lx=80.0, alpha=1.0)
     da_grid = dict(Lx=(12.0, 18.0, 25.0, 35.0, 50.0, 70.0, 100.0, 150.0), alpha=(0.1, 0.25, 0.5, 1.0, 2.0, 4.0))
 
