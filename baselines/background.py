@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import xarray as xr
 
+from challenges.l96_cycle import L96_CYCLING
+
 from .base import Method
 
 
 class Background(Method):
     name = "background"
     summary = "the background as the analysis (no assimilation)"
-    applies_to = ("l96-cycle", "l96-da",
+    applies_to = (*L96_CYCLING, "l96-da",
                   "qg-da", "qg-da-sparse", "qg-da-dense", "qg-cycle", "qg-cycle-fixed")  # QG: baselines/qg_floors.py
 
     def predict(self, case: xr.Dataset) -> xr.Dataset:

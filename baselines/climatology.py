@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from challenges.l96_cycle import L96_CYCLING
+
 from .base import Method
 
 
@@ -31,7 +33,7 @@ def as_forecast(x: xr.DataArray, challenge) -> xr.DataArray:
 class Climatology(Method):
     name = "climatology"
     summary = "training-split mean state (no observations used)"
-    applies_to = ("l96-cycle", "l96-da", "l96-fc48",
+    applies_to = (*L96_CYCLING, "l96-da", "l96-fc48",
                   # QG (baselines/qg_floors.py): homogeneous training mean
                   "qg-map", "qg-map-swath", "qg-map-random", "qg-da", "qg-da-sparse", "qg-da-dense", "qg-fc48",
                   "qg-cycle", "qg-cycle-fixed")

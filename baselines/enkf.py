@@ -26,6 +26,7 @@ import torch
 import xarray as xr
 
 from challenges import cycling
+from challenges.l96_cycle import L96_CYCLING
 
 from .base import Method
 from .case_tensors import read_case
@@ -46,7 +47,7 @@ def etkf_analysis(X: torch.Tensor, y: torch.Tensor, rinv: torch.Tensor, infl: to
 class EnKF(Method):
     name = "enkf"
     summary = "ETKF (square-root EnKF, Sakov & Oke 2008), 24 members, multiplicative inflation tuned on val"
-    applies_to = ("l96-cycle",)
+    applies_to = L96_CYCLING
     reference = "Sakov & Oke (2008, Tellus A); Hunt et al. (2007, Physica D)"
     n_members = 24
     grid = np.array([1.0, 1.005, 1.01, 1.015, 1.02, 1.03, 1.04, 1.06, 1.08])

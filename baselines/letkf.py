@@ -23,6 +23,7 @@ import torch
 import xarray as xr
 
 from challenges import cycling
+from challenges.l96_cycle import L96_CYCLING
 
 from .base import Method
 from .case_tensors import read_case
@@ -47,7 +48,7 @@ def letkf_analysis(X: torch.Tensor, y: torch.Tensor, rinv: torch.Tensor, infl: t
 class LETKF(Method):
     name = "letkf"
     summary = "LETKF (Hunt et al. 2007), 8 members (QG: 20), Gaspari–Cohn localisation; inflation and radius tuned on val"
-    applies_to = ("l96-cycle",
+    applies_to = (*L96_CYCLING,
                   "qg-cycle", "qg-cycle-fixed")  # QG: baselines/qg_letkf.py (20 members, km radii)
     reference = "Hunt, Kostelich & Szunyogh (2007, Physica D); Bocquet (2011); DAPPER LETKF"
     n_members = 8

@@ -59,6 +59,7 @@ import xarray as xr
 
 from challenges import gridding
 from challenges import qg_common as Q
+from challenges.l96_cycle import L96_CYCLING
 from challenges.qg_da import DA_CHALLENGES
 from challenges.qg_map import MAP_CHALLENGES
 
@@ -67,7 +68,7 @@ from .case_tensors import read_case
 from .qg_case import read_qg_case
 
 FC_CHALLENGES = ("qg-fc48",)
-L96_CHALLENGES = ("l96-cycle", "l96-da")
+L96_CHALLENGES = (*L96_CYCLING, "l96-da")
 
 
 def climatological_oi(mean: torch.Tensor, B: torch.Tensor, y: torch.Tensor, rinv: torch.Tensor) -> torch.Tensor:

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import xarray as xr
 
+from challenges.l96_cycle import L96_CYCLING
+
 from .base import Method
 from .climatology import as_forecast
 
@@ -23,7 +25,7 @@ from .climatology import as_forecast
 class Persistence(Method):
     name = "persistence"
     summary = "latest observation of each variable held (background where never observed)"
-    applies_to = ("l96-cycle", "l96-da", "l96-fc48")
+    applies_to = (*L96_CYCLING, "l96-da", "l96-fc48")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -32,6 +32,7 @@ import torch
 import xarray as xr
 
 from challenges import cycling
+from challenges.l96_cycle import L96_CYCLING
 
 from .base import Method
 from .case_tensors import read_case
@@ -62,7 +63,7 @@ def var3d_analysis(xb: torch.Tensor, y: torch.Tensor, rinv: torch.Tensor, B, sca
 class Var3D(Method):
     name = "3dvar"
     summary = "3D-Var, static B from training, control variable x = xb + B^1/2 v, CG minimisation"
-    applies_to = ("l96-cycle", "l96-da", "l96-fc48",
+    applies_to = (*L96_CYCLING, "l96-da", "l96-fc48",
                   # QG (baselines/qg_var3d.py): spectral multivariate B, exact SSH operator
                   "qg-da", "qg-da-sparse", "qg-da-dense", "qg-fc48", "qg-cycle", "qg-cycle-fixed")
     qg_tol = 1e-6

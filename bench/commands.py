@@ -46,12 +46,14 @@ def cmd_list() -> int:
     print("Worlds (sizes: " + ", ".join(SIZES) + ")")
     for name, text in WORLDS.items():
         print(f"  {name:<8} {text}")
+    chs, ms = challenges(), methods()
+    w = max(len(n) for n in (*chs, *ms))
     print("Challenges")
-    for name, ch in challenges().items():
-        print(f"  {name:<14} {ch.summary}")
+    for name, ch in chs.items():
+        print(f"  {name:<{w}} {ch.summary}")
     print("Methods")
-    for name, (summary, applies) in methods().items():
-        print(f"  {name:<14} {summary}  [{', '.join(applies)}]")
+    for name, (summary, applies) in ms.items():
+        print(f"  {name:<{w}} {summary}  [{', '.join(applies)}]")
     return 0
 
 

@@ -12,6 +12,8 @@ from .errors import UserError
 CHALLENGES = {
     "l96-da": "challenges.l96_da:L96DA",
     "l96-cycle": "challenges.l96_cycle:L96Cycle",
+    "l96-cycle-half": "challenges.l96_cycle:L96CycleHalf",
+    "l96-cycle-half-moving": "challenges.l96_cycle:L96CycleHalfMoving",
     "l96-fc48": "challenges.l96_fc48:L96Fc48",
     "qg-map": "challenges.qg_map:QGMap",
     "qg-map-swath": "challenges.qg_map:QGMapSwath",

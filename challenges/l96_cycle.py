@@ -7,7 +7,9 @@ test split's trajectories (``fields.zarr`` x) and the observations its
 Variants (constructor arguments): ``obs_fraction`` observes round(40 f)
 variables, on a ``"fixed"`` network (evenly spaced indices, the same every
 cycle) or a ``"moving"`` one (a new seeded random subset every cycle and
-trajectory).
+trajectory). Registered: ``l96-cycle-half`` (every other variable, fixed)
+and ``l96-cycle-half-moving`` (a random half, new every cycle): the same
+density on a fixed and on a moving network.
 
 Cycling (``challenges.cycling``): the test trajectories run side by side as
 independent experiments. Cycle 0's background is the training-split
@@ -198,3 +200,24 @@ class L96Cycle(Challenge):
         mean = x.mean(MEMBER) if MEMBER in x.dims else x
         out["lambda_x"] = lambda_x(mean.isel(time=post), truth.isel(time=post))
         return out
+
+
+#: the registered cycling variants: all variables observed; every other variable (fixed); half of
+#: the variables, a new random half every cycle (moving): the same density, fixed vs moving network
+L96_CYCLING = ("l96-cycle", "l96-cycle-half", "l96-cycle-half-moving")
+
+
+class L96CycleHalf(L96Cycle):
+    name = "l96-cycle-half"
+    summary = "Lorenz-96 DA cycling, every other variable observed every 6 h (a fixed network), R = I"
+
+    def __init__(self):
+        super().__init__(obs_fraction=0.5, network="fixed")
+
+
+class L96CycleHalfMoving(L96Cycle):
+    name = "l96-cycle-half-moving"
+    summary = "Lorenz-96 DA cycling, a new random half of the variables observed every 6 h (moving), R = I"
+
+    def __init__(self):
+        super().__init__(obs_fraction=0.5, network="moving")
