@@ -215,7 +215,7 @@ class L96CycleHalf(L96Cycle):
         3D-Var loses track for stretches (its running error passes climatology's on every test
         trajectory) where it holds on `l96-cycle-half-moving`; the global 24-member ETKF (no
         localisation) diverges on one of the four test trajectories on both networks, while the
-        localised LETKF stays close to its fully observed score."""
+        localised LETKF never does."""
 
     def __init__(self):
         super().__init__(obs_fraction=0.5, network="fixed")
