@@ -14,6 +14,7 @@ from __future__ import annotations
 import xarray as xr
 
 from challenges.l96_cycle import L96_CYCLING
+from challenges.qg_cycle import QG_CYCLING
 
 from .base import Method
 
@@ -22,7 +23,7 @@ class Background(Method):
     name = "background"
     summary = "the background as the analysis (no assimilation)"
     applies_to = (*L96_CYCLING, "l96-da",
-                  "qg-da", "qg-da-sparse", "qg-da-dense", "qg-cycle", "qg-cycle-fixed")  # QG: baselines/qg_floors.py
+                  "qg-da", "qg-da-sparse", "qg-da-dense", *QG_CYCLING)  # QG: baselines/qg_floors.py
 
     def predict(self, case: xr.Dataset) -> xr.Dataset:
         if getattr(self.challenge, "world", None) == "qg":  # QG: the state variable is q

@@ -12,6 +12,7 @@ import numpy as np
 import xarray as xr
 
 from challenges.l96_cycle import L96_CYCLING
+from challenges.qg_cycle import QG_CYCLING
 
 from .base import Method
 
@@ -36,7 +37,7 @@ class Climatology(Method):
     applies_to = (*L96_CYCLING, "l96-da", "l96-fc48",
                   # QG (baselines/qg_floors.py): homogeneous training mean
                   "qg-map", "qg-map-swath", "qg-map-random", "qg-da", "qg-da-sparse", "qg-da-dense", "qg-fc48",
-                  "qg-cycle", "qg-cycle-fixed")
+                  *QG_CYCLING)
     reference = "DAPPER Climatology; Sakov & Oke (2008)"
 
     def fit(self, train: xr.Dataset, val: xr.Dataset) -> None:

@@ -24,6 +24,7 @@ import xarray as xr
 
 from challenges import cycling
 from challenges.l96_cycle import L96_CYCLING
+from challenges.qg_cycle import QG_CYCLING
 
 from .base import Method
 from .case_tensors import read_case
@@ -49,7 +50,7 @@ class LETKF(Method):
     name = "letkf"
     summary = "LETKF (Hunt et al. 2007), 8 members (QG: 20), Gaspari–Cohn localisation; inflation and radius tuned on val"
     applies_to = (*L96_CYCLING,
-                  "qg-cycle", "qg-cycle-fixed")  # QG: baselines/qg_letkf.py (20 members, km radii)
+                  *QG_CYCLING)  # QG: baselines/qg_letkf.py (20 members, km radii)
     reference = "Hunt, Kostelich & Szunyogh (2007, Physica D); Bocquet (2011); DAPPER LETKF"
     n_members = 8
     inflation_grid = np.array([1.02, 1.04, 1.06, 1.08, 1.11])

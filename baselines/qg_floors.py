@@ -19,9 +19,11 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from challenges.qg_cycle import QG_CYCLING
+
 CLIMATOLOGY = ("qg-map", "qg-map-swath", "qg-map-random", "qg-da", "qg-da-sparse", "qg-da-dense", "qg-fc48",
-               "qg-cycle", "qg-cycle-fixed")
-BACKGROUND = ("qg-da", "qg-da-sparse", "qg-da-dense", "qg-cycle", "qg-cycle-fixed")
+               *QG_CYCLING)
+BACKGROUND = ("qg-da", "qg-da-sparse", "qg-da-dense", *QG_CYCLING)
 
 
 def is_qg(challenge) -> bool:

@@ -42,12 +42,13 @@ import torch
 import xarray as xr
 
 from challenges import qg_common as Q
+from challenges.qg_cycle import QG_CYCLING
 
 from .ensemble_tools import transform
 from .localization import taper
 from .qg_case import read_qg_case
 
-APPLIES = ("qg-cycle", "qg-cycle-fixed")
+APPLIES = QG_CYCLING
 N_MEMBERS = 20
 INFLATION_GRID = np.array([1.02, 1.05, 1.1])
 RADIUS_GRID_KM = np.array([15.0, 25.0, 40.0, 60.0, 90.0])

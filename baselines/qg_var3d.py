@@ -38,13 +38,13 @@ import torch
 import xarray as xr
 
 from challenges import qg_common as Q
+from challenges.qg_cycle import QG_CYCLING
 
 from .krylov import cg
 from .qg_case import read_qg_case
 from .qg_covariance import SpectralCovariance, anomalies, forecast_errors
 
 QG_ONE_STEP = ("qg-da", "qg-da-sparse", "qg-da-dense", "qg-fc48")
-QG_CYCLING = ("qg-cycle", "qg-cycle-fixed")
 APPLIES = QG_ONE_STEP + QG_CYCLING
 
 

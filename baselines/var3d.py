@@ -33,6 +33,7 @@ import xarray as xr
 
 from challenges import cycling
 from challenges.l96_cycle import L96_CYCLING
+from challenges.qg_cycle import QG_CYCLING
 
 from .base import Method
 from .case_tensors import read_case
@@ -65,7 +66,7 @@ class Var3D(Method):
     summary = "3D-Var, static B from training, control variable x = xb + B^1/2 v, CG minimisation"
     applies_to = (*L96_CYCLING, "l96-da", "l96-fc48",
                   # QG (baselines/qg_var3d.py): spectral multivariate B, exact SSH operator
-                  "qg-da", "qg-da-sparse", "qg-da-dense", "qg-fc48", "qg-cycle", "qg-cycle-fixed")
+                  "qg-da", "qg-da-sparse", "qg-da-dense", "qg-fc48", *QG_CYCLING)
     qg_tol = 1e-6
     reference = "Sakov & Oke (2008); DAPPER Var3D; Courtier et al. (1998, QJRMS)"
     tol = 1e-8

@@ -265,3 +265,7 @@ class QGCycleFixed(QGCycle):
         information into the gaps without pumping energy into the observed points.
         *background* is the eddy-free free run, identical to climatology."""
     network = "fixed"
+
+
+#: every challenge name of the QG cycling family (methods list it in ``applies_to``)
+QG_CYCLING = ("qg-cycle", "qg-cycle-fixed")
