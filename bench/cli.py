@@ -42,12 +42,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_root(g)
     g.add_argument("--scheduler", default=None,
                    help="'threads' (default), 'sync', or a dask.distributed address (tcp://host:8786)")
+    g.add_argument("--workers", type=int, default=None,
+                   help="threads of the local scheduler (default: one per core); the bytes do not depend on it")
     g.add_argument("--force", action="store_true", help="replace an existing dataset")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
-    v = dsub.add_parser("verify", help="recompute every array's sha256 and compare with the manifest")
+    v = dsub.add_parser("verify", help="recompute every array's sha256, and say whether the dataset is the canonical one")
     v.add_argument("world")
     _add_size(v)
     _add_root(v)
+    v.add_argument("--record", action="store_true",
+                   help="(maintainers) record this dataset's fingerprint as canonical in data_scripts/fingerprints.json")
 
     from . import commands
 
@@ -71,6 +75,11 @@ def main(argv=None) -> int:
     except UserError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:
+        if exc.errno == 28:  # ENOSPC: outputs are written all-or-nothing, so nothing half-written is left
+            print(f"bench: the disk is full ({exc.filename or 'while writing'}); nothing was written", file=sys.stderr)
+            return 2
+        raise
     except KeyboardInterrupt:
         print("bench: interrupted; nothing half-written was left behind", file=sys.stderr)
         return 130

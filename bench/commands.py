@@ -63,7 +63,7 @@ def cmd_generate(args) -> int:
     _check_world_size(args.world, args.size)
     try:
         path = generate(args.world, args.size, root=args.root, scheduler=args.scheduler,
-                        force=args.force, progress=not args.quiet)
+                        force=args.force, progress=not args.quiet, workers=args.workers)
     except GenerationError as exc:
         raise UserError(str(exc)) from None
     print(f"wrote {path}")
@@ -72,7 +72,7 @@ def cmd_generate(args) -> int:
 
 def cmd_verify(args) -> int:
     from data_scripts.generate import dataset_path
-    from data_scripts.manifest import MANIFEST, verify
+    from data_scripts.manifest import MANIFEST, canonical_status, record_canonical, verify
 
     _check_world_size(args.world, args.size)
     path = dataset_path(args.world, args.size, args.root)
@@ -85,4 +85,8 @@ def cmd_verify(args) -> int:
         print(f"bench: {path} is corrupted ({len(problems)} problem(s)); regenerate it with --force", file=sys.stderr)
         return 1
     print(f"{path}: every array matches its sha256")
+    if args.record:
+        print(f"recorded {record_canonical(path)} as canonical")
+    canonical, sentence = canonical_status(path)
+    print(f"{path}: {'warning: ' if canonical is False else ''}{sentence}")
     return 0

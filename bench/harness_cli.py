@@ -1,9 +1,7 @@
 """CLI of the harness: run, score, template, leaderboard, plot."""
 from __future__ import annotations
 
-import shutil
 import sys
-import uuid
 from pathlib import Path
 
 from .errors import UserError
@@ -17,7 +15,9 @@ def add_parsers(sub) -> None:
     r.add_argument("method")
     _common(r)
     r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    r.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
+    r.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (default 1: fastest for these sizes on a shared machine; recorded)")
     r.add_argument("--quiet", action="store_true")
 
     s = sub.add_parser("score", help="validate and score a submission file (zarr or netCDF)")
@@ -48,7 +48,8 @@ def add_parsers(sub) -> None:
 
 def _common(p) -> None:
     p.add_argument("--size", default="small", help="tiny, small (default) or full")
-    p.add_argument("--results", default=None, help="results directory (default leaderboard/results)")
+    p.add_argument("--results", default=None,
+                   help="results directory (default runs/results, git-ignored; publish with --results leaderboard/results)")
     p.add_argument("--root", default=None, help="data root (default $BENCH_DATA, else ./data)")
 
 
@@ -58,13 +59,42 @@ def _size(size: str) -> str:
     return size
 
 
+def _device(device: str | None) -> str | None:
+    """A usable torch device name, or one sentence saying why not."""
+    if device is None:
+        return None
+    import re
+
+    if device != "cpu" and not re.fullmatch(r"cuda(:\d+)?", device):
+        raise UserError(f"unknown device {device!r}; use cpu, cuda or cuda:N")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UserError(f"--device {device} was asked for, but torch sees no CUDA GPU here; use --device cpu")
+        index = int(device.split(":")[1]) if ":" in device else 0
+        if index >= torch.cuda.device_count():
+            raise UserError(f"--device {device}: there are only {torch.cuda.device_count()} CUDA device(s)")
+    return device
+
+
+def _threads(n: int) -> None:
+    if n < 1:
+        raise UserError(f"--threads must be at least 1, got {n}")
+    import torch
+
+    torch.set_num_threads(n)
+
+
 def dispatch(args) -> int:
     cmd = args.command
     if cmd == "run":
         from .runner import format_scores, run
 
+        device = _device(args.device)
+        _threads(args.threads)
         res = run(args.challenge, args.method, _size(args.size), seed=args.seed, results_dir=args.results,
-                  root=args.root, device=args.device, progress=not args.quiet)
+                  root=args.root, device=device, progress=not args.quiet)
         print(format_scores(res))
         return 0
     if cmd == "score":
@@ -101,16 +131,16 @@ def cmd_template(args) -> int:
     if not (ch.data_dir(_size(args.size), args.root) / MANIFEST).exists():
         raise UserError(f"no {ch.world}/{args.size} dataset; run 'bench data generate {ch.world} --size {args.size}' first")
     ds = ch.template(args.size, args.root)
-    tmp = out.parent / f".{out.name}.{uuid.uuid4().hex[:6]}"
-    try:
+    if not out.parent.is_dir():
+        raise UserError(f"the directory {out.parent} does not exist")
+    from data_scripts.atomic import transaction
+
+    with transaction() as tx:
+        tmp = tx.stage(out)
         if out.suffix == ".zarr":
             ds.to_zarr(tmp, mode="w", consolidated=False)
         else:
             ds.to_netcdf(tmp)
-        tmp.rename(out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
     dims = "; ".join(f"{k}{tuple(v.dims)}" for k, v in ds.data_vars.items())
     print(f"wrote {out}: fill {dims} and run 'bench score {ch.name} {out} --name NAME --size {args.size}'")
     return 0
@@ -118,9 +148,13 @@ def cmd_template(args) -> int:
 
 def cmd_leaderboard(args) -> int:
     from . import leaderboard as L
-    from .results import DEFAULT_DIR
+    from .results import LEADERBOARD_DIR
 
-    results = Path(args.results) if args.results else DEFAULT_DIR
+    results = Path(args.results) if args.results else LEADERBOARD_DIR
+    if not results.is_dir():
+        raise UserError(f"results directory {results} does not exist")
+    if not any(results.glob("*/*/*.json")):
+        raise UserError(f"results directory {results} holds no results (<challenge>/<size>/<name>.json)")
     out = Path(args.out) if args.out else results.parent
     if args.check:
         stale = L.stale(results, out)

@@ -8,24 +8,32 @@ notes, and the method's tuned parameters.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
 import subprocess
-import tempfile
 from importlib import metadata
 from pathlib import Path
 
-from .errors import UserError
+from data_scripts import atomic
+from data_scripts.manifest import canonical_status, fingerprint
 
-DEFAULT_DIR = Path("leaderboard") / "results"
+from .errors import UserError
+from .names import check_name
+
+#: where ``bench run`` and ``bench score`` write by default: a git-ignored user directory
+USER_DIR = Path("runs") / "results"
+#: the committed leaderboard's results (written only when a user names it with ``--results``)
+LEADERBOARD_DIR = Path("leaderboard") / "results"
 VERSIONED = ("osse-bench", "torch", "numpy", "xarray", "zarr", "dask", "scipy", "torch-geometric",
              "pytorch-lightning")
 
 
 def results_path(results_dir, challenge: str, size: str, name: str) -> Path:
-    return Path(results_dir or DEFAULT_DIR) / challenge / size / f"{name}.json"
+    """``<results_dir>/<challenge>/<size>/<name>.json``; every component must be a safe name."""
+    for what, part in (("challenge", challenge), ("size", size), ("result name", name)):
+        check_name(part, what)
+    return Path(results_dir or USER_DIR) / challenge / size / f"{name}.json"
 
 
 def hardware(device: str | None = None) -> dict:
@@ -66,15 +74,6 @@ def git_commit() -> str | None:
         return None
 
 
-def dataset_sha256(data_dir: Path) -> str | None:
-    """sha256 over the manifest's per-array hashes: one fingerprint of the dataset."""
-    try:
-        manifest = json.loads((Path(data_dir) / "manifest.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return hashlib.sha256(json.dumps(manifest["arrays"], sort_keys=True).encode()).hexdigest()
-
-
 def format_value(fmt: str, v: float) -> str:
     """``fmt.format(v)`` without a minus sign on a value that rounds to zero ("-0.000" -> "0.000")."""
     text = fmt.format(v)
@@ -96,7 +95,8 @@ def build(challenge, size: str, name: str, kind: str, scores: dict, *, runtime=N
         "hardware": hardware(device),
         "versions": versions(),
         "git_commit": git_commit(),
-        "dataset_sha256": dataset_sha256(data_dir) if data_dir else None,
+        "dataset_sha256": fingerprint(data_dir) if data_dir else None,
+        "dataset_canonical": canonical_status(data_dir)[0] if data_dir else None,
         "challenge_info": challenge.info(size),
         "params": params or {},
         "seed": seed,
@@ -105,15 +105,18 @@ def build(challenge, size: str, name: str, kind: str, scores: dict, *, runtime=N
     }
 
 
-def write(path: Path, result: dict, overwrite: bool = False) -> Path:
-    """Write atomically; refuse to replace an existing result unless ``overwrite``."""
+def dumps(result: dict) -> str:
+    return json.dumps(result, indent=1, sort_keys=True, allow_nan=False) + "\n"
+
+
+def write(path: Path, result: dict, overwrite: bool = False, tx=None) -> Path:
+    """Write atomically (into transaction ``tx`` if given); refuse to replace a result unless ``overwrite``."""
     path = Path(path)
     if path.exists() and not overwrite:
         raise UserError(f"a result named {path.stem!r} already exists at {path}; pass --overwrite to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(result, fh, indent=1, sort_keys=True, allow_nan=False)
-        fh.write("\n")
-    os.replace(tmp, path)
+    text = dumps(result)
+    if tx is None:
+        atomic.write_text(path, text)
+    else:
+        tx.stage(path).write_text(text)
     return path

@@ -6,22 +6,24 @@ run: data (generated if missing) -> fit (train, val) -> predict (test cases)
 """
 from __future__ import annotations
 
-import shutil
 import time
-import uuid
 from pathlib import Path
 
 import xarray as xr
 
+from data_scripts.atomic import transaction
+
 from . import results as R
 from .errors import UserError
+from .names import check_name
 from .registry import get_challenge, get_method
 from .validate import check
 
 RUNS = Path("runs")
 
 
-def ensure_data(challenge, size: str, root=None, progress=True) -> Path:
+def ensure_data(challenge, size: str, root=None, progress=True, splits=("train", "val", "test")) -> Path:
+    """The challenge's dataset (generated if missing), checked against its manifest."""
     from data_scripts.generate import generate
     from data_scripts.manifest import MANIFEST
 
@@ -29,26 +31,51 @@ def ensure_data(challenge, size: str, root=None, progress=True) -> Path:
     if not (path / MANIFEST).exists():
         print(f"no {challenge.world}/{size} dataset at {path}: generating it")
         generate(challenge.world, size, root=root, progress=progress)
+    check_data(path, challenge.world, size, splits)
     return path
 
 
+_CHECKED: dict = {}
+
+
+def check_data(path: Path, world: str, size: str, splits) -> None:
+    """Refuse a dataset whose arrays (of ``splits``) do not match their sha256 in the manifest.
+
+    Once per process and dataset state (the manifest's modification time): reading and hashing
+    the test split of ``qg`` small takes about a second.
+    """
+    from data_scripts.manifest import MANIFEST, verify
+
+    key = (str(Path(path).resolve()), (Path(path) / MANIFEST).stat().st_mtime_ns, tuple(splits))
+    if key in _CHECKED:
+        return
+    problems = verify(path, splits=splits)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise UserError(f"the {world}/{size} dataset at {path} is damaged: {problems[0]}{more}; run "
+                        f"'bench data verify {world} --size {size}' and regenerate it with "
+                        f"'bench data generate {world} --size {size} --force'")
+    _CHECKED[key] = True
+
+
 def prediction_path(challenge: str, size: str, name: str) -> Path:
+    check_name(name, "result name")
     return RUNS / challenge / size / name / "prediction.zarr"
 
 
-def save_prediction(pred: xr.Dataset, path: Path) -> None:
-    """Write atomically (temporary sibling, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:6]}"
-    pred.to_zarr(tmp, mode="w", consolidated=False)
-    if path.exists():
-        shutil.rmtree(path)
-    tmp.rename(path)
+def save_outputs(pred: xr.Dataset, result: dict, results_dir, challenge: str, size: str, name: str,
+                 overwrite: bool) -> Path:
+    """Write the results JSON and the prediction together, atomically: both or neither."""
+    out = R.results_path(results_dir, challenge, size, name)
+    with transaction() as tx:
+        R.write(out, result, overwrite=overwrite, tx=tx)
+        pred.to_zarr(tx.stage(prediction_path(challenge, size, name)), mode="w", consolidated=False)
+    return out
 
 
 def run(challenge_name: str, method_name: str, size: str = "small", seed: int = 0, results_dir=None,
         root=None, device=None, progress=True, references=True) -> dict:
-    """Fit, predict and score one method; write and return its results JSON."""
+    """Fit, predict and score one method; write and return its results JSON (``res["path"]``: where)."""
     import torch
 
     challenge = get_challenge(challenge_name)
@@ -68,11 +95,10 @@ def run(challenge_name: str, method_name: str, size: str = "small", seed: int = 
                   runtime={"fit_s": round(t1 - t0, 3), "predict_s": round(t2 - t1, 3)},
                   device=method.device, data_dir=data_dir, reference=method.reference,
                   notes=method.notes, params=_jsonable(method.describe()), seed=seed)
-    R.write(R.results_path(results_dir, challenge.name, size, method_name), res, overwrite=True)
-    save_prediction(pred, prediction_path(challenge.name, size, method_name))
+    path = save_outputs(pred, res, results_dir, challenge.name, size, method_name, overwrite=True)
     if references:
         write_references(challenge, size, root, results_dir, data_dir)
-    return res
+    return dict(res, path=str(path))
 
 
 def _with_bar(challenge, method, size, root, progress):
@@ -99,24 +125,26 @@ def write_references(challenge, size, root, results_dir, data_dir) -> None:
 def score_submission(challenge_name: str, path, name: str, size: str = "small", results_dir=None,
                      root=None, overwrite=False) -> dict:
     """Validate and score a participant's file; nothing is written if it is invalid."""
+    from data_scripts.manifest import MANIFEST
+
     from .validate import load
 
     challenge = get_challenge(challenge_name)
+    check_name(name, "--name")
     out = R.results_path(results_dir, challenge.name, size, name)
     if out.exists() and not overwrite:
         raise UserError(f"a result named {name!r} already exists at {out}; pass --overwrite to replace it")
     data_dir = challenge.data_dir(size, root)
-    from data_scripts.manifest import MANIFEST
-
     if not (data_dir / MANIFEST).exists():
         raise UserError(f"no {challenge.world}/{size} dataset at {data_dir}; run "
                         f"'bench data generate {challenge.world} --size {size}' first")
+    check_data(data_dir, challenge.world, size, ("test",))
     pred = check(load(path), challenge.template(size, root), optional_dims=challenge.optional_dims)
     scores = challenge.score(pred, size, root)
-    res = R.build(challenge, size, name, "submission", scores, data_dir=data_dir, notes=f"submitted file {Path(path).name}")
-    R.write(out, res, overwrite=overwrite)
-    save_prediction(pred, prediction_path(challenge.name, size, name))
-    return res
+    res = R.build(challenge, size, name, "submission", scores, data_dir=data_dir,
+                  notes=f"submitted file {Path(path).name}")
+    written = save_outputs(pred, res, results_dir, challenge.name, size, name, overwrite=overwrite)
+    return dict(res, path=str(written))
 
 
 def _jsonable(obj):
@@ -158,5 +186,11 @@ def format_scores(res: dict) -> str:
     rt = res.get("runtime") or {}
     if rt:
         lines.append(f"  fit {rt.get('fit_s', 0):.1f} s, predict {rt.get('predict_s', 0):.1f} s on "
-                     f"{res['hardware'].get('gpu') or res['hardware'].get('cpu')}")
+                     f"{res['hardware'].get('gpu') or res['hardware'].get('cpu')}, "
+                     f"{res['hardware'].get('torch_threads')} torch thread(s)")
+    if res.get("dataset_canonical") is False:
+        lines.append("  warning: the dataset is not the canonical one ('bench data verify' says why); "
+                     "these scores are not comparable with the leaderboard's")
+    if res.get("path"):
+        lines.append(f"  wrote {res['path']}")
     return "\n".join(lines)

@@ -47,6 +47,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import threading
 import warnings
 from collections.abc import Iterator
 
@@ -170,14 +171,28 @@ void qg_step_{tag}_nz{nz}_f{forced}(long B, long nl, long nk, R* restrict S, con
 
 _C_SRC = _c_source()
 _KERNEL = None
+_KERNEL_LOCK = threading.Lock()
 
 
 def _load_kernel():
-    """The compiled fused kernels (ctypes functions by (dtype, nz, forced)), or None where they cannot be built."""
+    """The compiled fused kernels (ctypes functions by (dtype, nz, forced)), or None where they cannot be built.
+
+    Thread-safe: the first caller compiles (or loads the cached library) while holding a lock, and
+    every concurrent caller waits for it and gets the same answer. Publishing "unavailable" before
+    the build was done let concurrent first callers fall back to the torch path, whose rounding
+    differs, so threaded generation gave different bytes from run to run.
+    """
     global _KERNEL
     if _KERNEL is not None:
         return _KERNEL or None
-    _KERNEL = False
+    with _KERNEL_LOCK:
+        if _KERNEL is None:
+            _KERNEL = _build_kernel() or False
+    return _KERNEL or None
+
+
+def _build_kernel():
+    """Compile or load the fused kernel library; None if that is impossible here."""
     if os.environ.get("OSSE_QG_NO_C_KERNEL"):
         return None
     import ctypes
@@ -231,7 +246,6 @@ def _load_kernel():
                 fn.restype = None
                 fn.argtypes = [ctypes.c_long] * 3 + [ctypes.c_void_p] * 11 + [ct] * 7
                 fns[dtype, nz, forced] = fn
-    _KERNEL = fns
     return fns
 
 

@@ -1,0 +1,78 @@
+"""The truth is the same bytes on every scheduler, under load, and equals the committed canonical dataset."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from data_scripts.generate import generate
+from data_scripts.manifest import canonical_fingerprints, canonical_status, fingerprint, record_canonical
+
+# A fresh interpreter per generation: the race that broke reproducibility was between the first
+# callers of the QG kernel loader in one process, so a process that already holds the kernel
+# cannot show it.
+SCRIPT = textwrap.dedent("""
+    import json, sys
+    from data_scripts import config as C
+    from data_scripts.generate import generate
+    from data_scripts.manifest import read_manifest
+    C._QG["tiny"] = dict(C._QG["tiny"], spinup_days=10, n_days=3)
+    path = generate("qg", "tiny", root=sys.argv[1], progress=False, scheduler=sys.argv[2],
+                    workers=int(sys.argv[3]))
+    print(json.dumps(read_manifest(path)["arrays"], sort_keys=True))
+""")
+
+LOAD = "import time\nt = time.time()\nwhile time.time() - t < 600: sum(i * i for i in range(10000))\n"
+
+
+def _generate_in_fresh_process(root, scheduler: str, workers: int) -> dict:
+    out = subprocess.run([sys.executable, "-c", SCRIPT, str(root), scheduler, str(workers)], capture_output=True,
+                         text=True, timeout=600, cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_qg_generation_is_identical_under_load_with_many_workers(tmp_path):
+    """Three threaded generations (4 and 3 workers) while another process loads the CPU, and a serial one."""
+    load = subprocess.Popen([sys.executable, "-c", LOAD])
+    try:
+        runs = [_generate_in_fresh_process(tmp_path / f"r{i}", "threads", w) for i, w in enumerate((4, 3, 4))]
+    finally:
+        load.kill()
+    serial = _generate_in_fresh_process(tmp_path / "serial", "sync", 1)
+    for r in runs:
+        assert r == serial
+
+
+@pytest.mark.parametrize("world", ["l96", "qg"])
+def test_fresh_tiny_generation_is_the_canonical_dataset(world, tmp_path):
+    ref = canonical_fingerprints().get(world, {}).get("tiny")
+    assert ref is not None, f"no canonical fingerprint committed for {world}/tiny"
+    path = generate(world, "tiny", root=tmp_path, progress=False)
+    canonical, sentence = canonical_status(path)
+    if not canonical:
+        from data_scripts.manifest import _cpu_model
+
+        if _cpu_model() != ref["cpu"]:
+            pytest.skip(f"canonical {world}/tiny was generated on {ref['cpu']}, this CPU is {_cpu_model()}")
+    assert canonical, sentence
+
+
+def test_canonical_status_names_a_different_dataset(tmp_path, monkeypatch):
+    from data_scripts import manifest
+
+    path = generate("l96", "tiny", root=tmp_path, progress=False)
+    table = tmp_path / "fingerprints.json"
+    monkeypatch.setattr(manifest, "FINGERPRINTS", table)
+    assert canonical_status(path)[0] is None
+    record_canonical(path)
+    assert canonical_status(path) == (True, canonical_status(path)[1])
+    data = json.loads(table.read_text())
+    data["l96"]["tiny"]["sha256"] = "0" * 64
+    table.write_text(json.dumps(data))
+    ok, sentence = canonical_status(path)
+    assert ok is False and "NOT the canonical" in sentence and fingerprint(path)[:12] in sentence
