@@ -1,62 +1,60 @@
 """``climatology``: the training-split mean state, whatever the observations.
 
-The floor every DA method must beat by far. For Lorenz-96 it is the time and
-trajectory mean of the training truth (about 2.35 for every variable); its
-RMSE is the climatological RMS deviation (about 3.6 in ``l96-cycle``, where
-DAPPER's ``Climatology`` row reads 3.6). In ``l96-fc48`` the same state is the
-forecast at every lead (not a model run from it).
+The floor every DA method must beat by far. On a 2-D grid of a statistically
+homogeneous world (``Geometry.homogeneous``) the climatological mean is the
+same at every grid point: the mean of the training states over samples and
+grid points, per level (QG PV and SSH: 0 up to round-off); a pointwise mean of
+a few training trajectories would only add sampling noise. On a ring (a small
+state, Lorenz-96) it is the per-variable training mean, DAPPER's
+``Climatology`` (about 2.35 everywhere; the literature rows use it).
+``--param spatial_mean=true|false`` overrides the choice.
+Its RMSE is the climatological RMS deviation (about 3.6 in ``l96-cycle``, where
+DAPPER's ``Climatology`` row reads 3.6). In forecast challenges the same state
+is the forecast at every lead; in mapping challenges it is the mean map.
 """
 from __future__ import annotations
 
+import lazy_loader as lazy
 import numpy as np
-import xarray as xr
 
-from challenges.l96_cycle import L96_CYCLING
-from challenges.qg_cycle import QG_CYCLING
+from dataclasses import dataclass
 
-from .base import Method
+from .base import Config, Method, Supports, held
 
-
-def truth_of(train: xr.Dataset) -> xr.DataArray:
-    """The true states of a training split: ``x_true`` for one-step challenges, else ``x``."""
-    return train["x_true"] if "x_true" in train else train["x"]
+torch = lazy.load("torch")
+xr = lazy.load("xarray")
 
 
-def as_forecast(x: xr.DataArray, challenge) -> xr.DataArray:
-    """``x`` held constant over the challenge's forecast leads (when it has any)."""
-    leads = getattr(challenge, "leads", None)
-    if leads is None:
-        return x
-    lead = xr.DataArray(np.asarray(leads), dims="lead", attrs={"units": "hours"})
-    return x.expand_dims(lead=lead).transpose(*[d for d in x.dims if d != "i"], "lead", "i")
+@dataclass
+class ClimatologyConfig(Config):
+    #: average over the grid points too; None: on 2-D grids of homogeneous worlds, not on rings
+    spatial_mean: bool | None = None
 
 
 class Climatology(Method):
     name = "climatology"
     summary = "training-split mean state (no observations used)"
-    applies_to = (*L96_CYCLING, "l96-da", "l96-fc48",
-                  # QG (baselines/qg_floors.py): homogeneous training mean
-                  "qg-map", "qg-map-swath", "qg-map-random", "qg-da", "qg-da-sparse", "qg-da-dense", "qg-fc48",
-                  *QG_CYCLING)
+    supports = Supports(families=("analysis", "cycling", "forecast", "mapping"))
     reference = "DAPPER Climatology; Sakov & Oke (2008)"
+    Config = ClimatologyConfig
 
-    def fit(self, train: xr.Dataset, val: xr.Dataset) -> None:
-        if getattr(self.challenge, "world", None) == "qg":  # QG: baselines/qg_floors.py
-            from . import qg_floors
+    def fit(self, train, val) -> None:
+        states = train.states()
+        g = train.geometry
+        grid_axes = tuple(range(states.ndim - g.ndim, states.ndim))
+        spatial = self.config.spatial_mean
+        self.spatial = g.homogeneous and g.kind == "periodic2d" if spatial is None else spatial
+        if self.spatial:
+            mean = states.mean(axis=(0, *grid_axes), keepdims=True)[0]
+            self.mean = np.broadcast_to(mean, states.shape[1:]).copy()
+        else:
+            self.mean = states.mean(0)
 
-            return qg_floors.climatology_fit(self, train)
-        x = truth_of(train)
-        self.mean = x.mean([d for d in x.dims if d not in self.challenge.state_dims]).load()
-
-    def predict(self, case: xr.Dataset) -> xr.Dataset:
-        if getattr(self.challenge, "world", None) == "qg":  # QG: baselines/qg_floors.py
-            from . import qg_floors
-
-            return qg_floors.climatology_predict(self, case)
-        bg = case["background"]
-        batch = bg.isel(member=0, drop=True) if "member" in bg.dims else bg
-        x = xr.zeros_like(batch) + self.mean
-        return xr.Dataset({"x": as_forecast(x.transpose(*batch.dims), self.challenge)})
+    def predict(self, problem):
+        if hasattr(problem, "background"):
+            shape = (problem.B, *problem.geometry.state_shape)
+            return held(problem, problem.result(torch.as_tensor(np.broadcast_to(self.mean, shape).copy())))
+        return problem.result(np.broadcast_to(self.mean, (len(problem.times), *self.mean.shape)).copy())
 
     def describe(self) -> dict:
-        return {"mean_state_average": float(self.mean.mean())}
+        return {"mean_state_average": float(self.mean.mean()), "spatial_mean": self.spatial}

@@ -66,11 +66,12 @@ def main(argv=None) -> int:
         ap.print_help()
         return 2
     try:
-        from data_scripts.qg import keep_freed_memory
-
         from . import commands
 
-        keep_freed_memory()
+        if args.command in ("run", "score", "data", "plot"):
+            from data_scripts.qg import keep_freed_memory
+
+            keep_freed_memory()
         return int(commands.dispatch(args) or 0)
     except UserError as exc:
         print(f"bench: {exc}", file=sys.stderr)

@@ -41,19 +41,21 @@ def _check_world_size(world: str, size: str) -> None:
 def cmd_list() -> int:
     from data_scripts.config import WORLDS
 
-    from .registry import challenges, methods
+    from .registry import applicable, challenges, methods
 
     print("Worlds (sizes: " + ", ".join(SIZES) + ")")
     for name, text in WORLDS.items():
         print(f"  {name:<8} {text}")
     chs, ms = challenges(), methods()
     w = max(len(n) for n in (*chs, *ms))
-    print("Challenges")
+    print("Challenges (family, geometry, observations)")
     for name, ch in chs.items():
-        print(f"  {name:<{w}} {ch.summary}")
-    print("Methods")
-    for name, (summary, applies) in ms.items():
-        print(f"  {name:<{w}} {summary}  [{', '.join(applies)}]")
+        print(f"  {name:<{w}} {ch.summary}  [{ch.family}, {ch.geometry_kind}, {ch.observes}]")
+    print("Methods (what they support) and the challenges they apply to")
+    for name, cls in ms.items():
+        fits = [c for c, ch in chs.items() if applicable(cls, ch)]
+        print(f"  {name:<{w}} {cls.summary}")
+        print(f"  {'':<{w}}   supports {cls.supports.describe()}: {', '.join(fits)}")
     return 0
 
 

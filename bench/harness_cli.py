@@ -18,6 +18,8 @@ def add_parsers(sub) -> None:
     r.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
     r.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default 1: fastest for these sizes on a shared machine; recorded)")
+    r.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="set a method setting (its Config field; repeatable), e.g. --param members=16")
     r.add_argument("--quiet", action="store_true")
 
     s = sub.add_parser("score", help="validate and score a submission file (zarr or netCDF)")
@@ -78,6 +80,16 @@ def _device(device: str | None) -> str | None:
     return device
 
 
+def _params(items: list[str]) -> dict:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--param {item!r} must read KEY=VALUE")
+        out[key.strip()] = value
+    return out
+
+
 def _threads(n: int) -> None:
     if n < 1:
         raise UserError(f"--threads must be at least 1, got {n}")
@@ -94,7 +106,7 @@ def dispatch(args) -> int:
         device = _device(args.device)
         _threads(args.threads)
         res = run(args.challenge, args.method, _size(args.size), seed=args.seed, results_dir=args.results,
-                  root=args.root, device=device, progress=not args.quiet)
+                  root=args.root, device=device, progress=not args.quiet, params=_params(args.param))
         print(format_scores(res))
         return 0
     if cmd == "score":

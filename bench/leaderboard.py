@@ -2,11 +2,14 @@
 
 One table per (challenge, size), under the challenge's ``leaderboard_note``
 (how to read it; from the challenge definition, not a result): ``Method |
-<metric columns> | Notes | Reference``, columns as recorded in the JSON files (primary metric first),
-rows sorted by the primary metric (best first, missing values last), the
-best value of each column in bold, values as ``v ± h`` with h half the 95 %
-bootstrap interval. Output is byte-identical on re-run: no timestamps,
-deterministic order.
+<metric columns> | Notes | Reference``. The columns and their rules (direction,
+target, format; primary metric first) come from the registered challenge's
+definition, never from a results file, so files written under older rules
+cannot change which value is bold. Rows are sorted by the primary metric
+(best first, missing values last); a missing (null) value shows its reason
+and is never ranked or bold; the best value of each column is in bold; values
+read ``v ± h`` with h half the 95 % bootstrap interval. Output is
+byte-identical on re-run: no timestamps, deterministic order.
 """
 from __future__ import annotations
 
@@ -73,8 +76,7 @@ def _sort_key(res: dict, primary: dict):
     return (0, -v if primary["higher_is_better"] else v, res["method"])
 
 
-def table(rows: list[dict]) -> str:
-    columns = rows[0]["columns"]
+def table(rows: list[dict], columns: list[dict]) -> str:
     primary = columns[0]
     rows = sorted(rows, key=lambda r: _sort_key(r, primary))
     best = {}
@@ -117,10 +119,11 @@ def render(results_dir: Path) -> dict[str, str]:
         if note:
             page.append(f"\n{note}\n")
             readme.append(f"\n{note}\n")
+        columns = challenge_columns(ch)
         for size in ch_sizes:
             rows = grouped[(ch, size)]
             hw = sorted({_hw(r) for r in rows})
-            block = f"\n### {ch} — size `{size}`\n\n" + table(rows) + f"\nHardware: {'; '.join(hw)}.\n"
+            block = f"\n### {ch} — size `{size}`\n\n" + table(rows, columns) + f"\nHardware: {'; '.join(hw)}.\n"
             readme.append(block)
             page.append(block)
         pages[f"{ch}.md"] = "".join(page)
@@ -137,6 +140,15 @@ def challenge_note(name: str) -> str:
     if name not in CHALLENGES:
         return ""
     return " ".join(_load(CHALLENGES[name]).leaderboard_note.split())
+
+
+def challenge_columns(name: str) -> list[dict]:
+    """The leaderboard columns of the registered challenge ``name`` (its definition, not a results file)."""
+    from .registry import CHALLENGES, get_challenge
+
+    if name not in CHALLENGES:
+        raise UserError(f"results directory holds results of {name!r}, which is not a registered challenge")
+    return get_challenge(name).columns()
 
 
 def _hw(r: dict) -> str:

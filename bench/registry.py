@@ -1,7 +1,11 @@
-"""Registries: challenge and method names -> "module:Class".
+"""Registries: challenge and method names -> "module:Class", and which methods apply where.
 
-Adding a challenge or a method is one new file plus one line here. Imports
-are lazy so that ``bench list`` and scoring never import training stacks.
+Adding a challenge or a method is one new file plus one line here. Which
+methods apply to which challenge is derived from declarations: a challenge
+declares its task family, geometry kind and observation kind, a method what it
+supports (``baselines.base.Supports``). The modules keep torch and xarray
+lazy, so ``bench list`` and ``bench leaderboard`` read the declarations
+without loading them.
 """
 from __future__ import annotations
 
@@ -21,6 +25,9 @@ CHALLENGES = {
     "qg-da": "challenges.qg_da:QGDA",
     "qg-da-sparse": "challenges.qg_da:QGDASparse",
     "qg-da-dense": "challenges.qg_da:QGDADense",
+    "qg-da-48h": "challenges.qg_da:QGDA48h",
+    "qg-da-48h-sparse": "challenges.qg_da:QGDA48hSparse",
+    "qg-da-48h-dense": "challenges.qg_da:QGDA48hDense",
     "qg-cycle": "challenges.qg_cycle:QGCycle",
     "qg-cycle-fixed": "challenges.qg_cycle:QGCycleFixed",
     "qg-fc48": "challenges.qg_fc48:QGFc48",
@@ -34,6 +41,7 @@ METHODS = {
     "enkf": "baselines.enkf:EnKF",
     "letkf": "baselines.letkf:LETKF",
     "oi": "baselines.oi:OI",
+    "clim-oi": "baselines.clim_oi:ClimOI",
     "interp": "baselines.interp:Interp",
 }
 
@@ -61,17 +69,29 @@ def method_class(name: str):
 
 
 def methods() -> dict:
-    """{name: (summary, applies_to)}."""
-    out = {}
-    for name, path in METHODS.items():
-        cls = _load(path)
-        out[name] = (cls.summary, cls.applies_to)
-    return out
+    """{name: method class}."""
+    return {name: _load(path) for name, path in METHODS.items()}
 
 
-def get_method(name: str, challenge, size: str, seed: int = 0, device=None):
+def applicable(method_cls, challenge) -> bool:
+    return method_cls.supports.matches(challenge)
+
+
+def matrix() -> dict[str, list[str]]:
+    """{challenge name: [names of the methods that apply]} from the declarations."""
+    ms = methods()
+    return {cname: [m for m, cls in ms.items() if applicable(cls, ch)] for cname, ch in challenges().items()}
+
+
+def get_method(name: str, challenge, params: dict | None = None, seed: int = 0, device=None, progress: bool = True):
     cls = method_class(name)
-    if challenge.name not in cls.applies_to:
-        raise UserError(f"method {name!r} does not apply to {challenge.name!r}; it applies to: "
-                        f"{', '.join(cls.applies_to)}")
-    return cls(challenge=challenge, size=size, seed=seed, device=device)
+    if not applicable(cls, challenge):
+        fits = [c for c, ch in challenges().items() if applicable(cls, ch)]
+        raise UserError(f"method {name!r} does not apply to {challenge.name!r} ({challenge.family}, "
+                        f"{challenge.geometry_kind}, {challenge.observes} obs); it supports "
+                        f"{cls.supports.describe()}: {', '.join(fits)}")
+    try:
+        config = cls.make_config(params or {})
+    except (ValueError, TypeError) as exc:
+        raise UserError(str(exc)) from None
+    return cls(config=config, seed=seed, device=device, progress=progress)

@@ -1,10 +1,13 @@
 """Results JSON: one file per scored run, ``<dir>/<challenge>/<size>/<name>.json``.
 
-Fields (DESIGN §6): challenge, size, method, kind (method, submission or
-reference), scores (each with a 95 % bootstrap interval over test cases),
-columns (the leaderboard columns, so tables are made from JSON alone),
-runtime, hardware, package versions, git commit, dataset sha256, reference,
-notes, and the method's tuned parameters.
+Fields: challenge, size, method, kind (method, submission or reference),
+scores (each with a 95 % bootstrap interval over test cases, and a ``flag``
+saying why where the value is null), columns (the challenge's leaderboard
+columns when it was scored), runtime, hardware (CPU, cores, torch threads,
+device, GPU), package versions, git commit, the dataset's fingerprint and
+whether it is the canonical one, the challenge's settings, the method's
+configuration, tuned parameters and tuning record (with the parameters found
+at the edge of their grid), seed, reference and notes. See docs/results.md.
 """
 from __future__ import annotations
 
@@ -81,16 +84,14 @@ def format_value(fmt: str, v: float) -> str:
 
 
 def build(challenge, size: str, name: str, kind: str, scores: dict, *, runtime=None, device=None,
-          data_dir=None, reference="", notes="", params=None, seed=None) -> dict:
+          data_dir=None, reference="", notes="", params=None, seed=None, tuning_edge=None) -> dict:
     return {
         "challenge": challenge.name,
         "size": size,
         "method": name,
         "kind": kind,
         "scores": {k: s.to_json() for k, s in scores.items()},
-        "columns": [{"key": m.key, "header": m.header, "higher_is_better": m.higher_is_better, "fmt": m.fmt,
-                     **({"target": m.target} if m.target is not None else {})}
-                    for m in challenge.metrics],
+        "columns": challenge.columns(),
         "runtime": runtime or {},
         "hardware": hardware(device),
         "versions": versions(),
@@ -99,6 +100,7 @@ def build(challenge, size: str, name: str, kind: str, scores: dict, *, runtime=N
         "dataset_canonical": canonical_status(data_dir)[0] if data_dir else None,
         "challenge_info": challenge.info(size),
         "params": params or {},
+        "tuning_edge": tuning_edge or {},
         "seed": seed,
         "reference": reference,
         "notes": notes,

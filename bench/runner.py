@@ -74,38 +74,55 @@ def save_outputs(pred: xr.Dataset, result: dict, results_dir, challenge: str, si
 
 
 def run(challenge_name: str, method_name: str, size: str = "small", seed: int = 0, results_dir=None,
-        root=None, device=None, progress=True, references=True) -> dict:
+        root=None, device=None, progress=True, references=True, params: dict | None = None) -> dict:
     """Fit, predict and score one method; write and return its results JSON (``res["path"]``: where)."""
     import torch
+
+    from baselines.base import config_dict
 
     challenge = get_challenge(challenge_name)
     torch.manual_seed(seed)
     data_dir = ensure_data(challenge, size, root, progress)
-    method = get_method(method_name, challenge, size, seed=seed, device=device)
-    train, val = challenge.train_val(size, root)
+    method = get_method(method_name, challenge, params, seed=seed, device=device, progress=progress)
+    train, val = challenge.split(size, "train", root), challenge.split(size, "val", root)
     t0 = time.perf_counter()
     method.fit(train, val)
     t1 = time.perf_counter()
     pred = _with_bar(challenge, method, size, root, progress)
     t2 = time.perf_counter()
     pred = check(pred, challenge.template(size, root), what=f"the prediction of {method_name!r}",
-                 optional_dims=challenge.optional_dims)
+                 optional_dims=challenge.optional_dims, optional_vars=challenge.optional_vars)
     scores = challenge.score(pred, size, root)
+    edge = tuning_edges(method.tuning)
     res = R.build(challenge, size, method_name, "method", scores,
                   runtime={"fit_s": round(t1 - t0, 3), "predict_s": round(t2 - t1, 3)},
                   device=method.device, data_dir=data_dir, reference=method.reference,
-                  notes=method.notes, params=_jsonable(method.describe()), seed=seed)
+                  notes=" ".join(n for n in (method.notes, edge_note(edge)) if n),
+                  params=_jsonable({"config": config_dict(method.config), "tuned": method.describe(),
+                                    "tuning": method.tuning}), seed=seed, tuning_edge=_jsonable(edge))
     path = save_outputs(pred, res, results_dir, challenge.name, size, method_name, overwrite=True)
     if references:
         write_references(challenge, size, root, results_dir, data_dir)
     return dict(res, path=str(path))
 
 
+def tuning_edges(record) -> dict:
+    """The parameters a tuning record (``baselines.core.tuning``) found best at the end of their grid."""
+    return dict(record.get("edge") or {}) if isinstance(record, dict) else {}
+
+
+def edge_note(edge: dict) -> str:
+    if not edge:
+        return ""
+    parts = [f"{k} = {v['value']:g} ({v['end']} end)" for k, v in edge.items()]
+    return "Tuned at the edge of its grid: " + ", ".join(parts) + "."
+
+
 def _with_bar(challenge, method, size, root, progress):
     from tqdm.auto import tqdm
 
-    total = challenge.n_cases(size, root) if hasattr(challenge, "n_cases") else None
-    with tqdm(total=total, desc=f"{challenge.name} {method.name}", unit="case", disable=not progress) as bar:
+    total, unit = challenge.progress_total(size, root)
+    with tqdm(total=total, desc=f"{challenge.name} {method.name}", unit=unit, disable=not progress) as bar:
         return challenge.run(method, size, root, progress=bar.update)
 
 
@@ -116,7 +133,7 @@ def write_references(challenge, size, root, results_dir, data_dir) -> None:
         if path.exists():
             continue
         pred = check(pred, challenge.template(size, root), what=f"reference {name!r}",
-                     optional_dims=challenge.optional_dims)
+                     optional_dims=challenge.optional_dims, optional_vars=challenge.optional_vars)
         scores = challenge.score(pred, size, root)
         res = R.build(challenge, size, name, "reference", scores, data_dir=data_dir, notes=note)
         R.write(path, res, overwrite=True)
@@ -139,7 +156,8 @@ def score_submission(challenge_name: str, path, name: str, size: str = "small", 
         raise UserError(f"no {challenge.world}/{size} dataset at {data_dir}; run "
                         f"'bench data generate {challenge.world} --size {size}' first")
     check_data(data_dir, challenge.world, size, ("test",))
-    pred = check(load(path), challenge.template(size, root), optional_dims=challenge.optional_dims)
+    pred = check(load(path), challenge.template(size, root), optional_dims=challenge.optional_dims,
+                 optional_vars=challenge.optional_vars)
     scores = challenge.score(pred, size, root)
     res = R.build(challenge, size, name, "submission", scores, data_dir=data_dir,
                   notes=f"submitted file {Path(path).name}")

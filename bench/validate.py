@@ -2,7 +2,11 @@
 
 Every problem is one sentence; the caller stops with exit code 2 and writes
 nothing. Dims may come in any order (they are transposed to the template's);
-extra variables are ignored.
+extra variables are ignored, except the challenge's optional variables
+(``restarted`` in cycling), which are validated when present and kept. A
+value outside a variable's physical bounds (the template's ``valid_min`` /
+``valid_max``: the training mean +- 1000 training standard deviations) is
+refused: a finite 1e300 is not a prediction.
 """
 from __future__ import annotations
 
@@ -41,12 +45,23 @@ def load(path) -> xr.Dataset:
     return ds
 
 
-def problems(pred: xr.Dataset, template: xr.Dataset, optional_dims: tuple = ()) -> list[str]:
+def problems(pred: xr.Dataset, template: xr.Dataset, optional_dims: tuple = (), optional_vars=None) -> list[str]:
     """One sentence per way ``pred`` differs from ``template`` (empty = valid).
 
-    ``optional_dims`` (e.g. ``member`` for ensembles) may be added to every variable.
+    ``optional_dims`` (e.g. ``member`` for ensembles) may be added to every variable;
+    ``optional_vars`` ({name: dims}) may be present and must then have those dims and the
+    template's lengths along them.
     """
     out = []
+    for name, dims in (optional_vars or {}).items():
+        if name not in pred.data_vars:
+            continue
+        pv = pred[name]
+        if set(pv.dims) != set(dims):
+            out.append(f"optional variable {name!r} has dims {tuple(pv.dims)} but must have {tuple(dims)}")
+        elif any(pv.sizes[d] != template.sizes[d] for d in dims if d in template.sizes):
+            out.append(f"optional variable {name!r} has sizes {dict(pv.sizes)}; expected "
+                       f"{ {d: template.sizes[d] for d in dims if d in template.sizes} }")
     for name, tv in template.data_vars.items():
         if name not in pred.data_vars:
             out.append(f"variable {name!r} is missing (expected dims {tuple(tv.dims)})")
@@ -69,6 +84,13 @@ def problems(pred: xr.Dataset, template: xr.Dataset, optional_dims: tuple = ()) 
             bad = int((~np.isfinite(vals)).sum())
             if bad:
                 out.append(f"variable {name!r} has {bad} NaN or infinite value(s)")
+            lo, hi = tv.attrs.get("valid_min"), tv.attrs.get("valid_max")
+            if lo is not None and hi is not None:
+                with np.errstate(invalid="ignore"):
+                    outside = int(((vals < lo) | (vals > hi)).sum())
+                if outside:
+                    out.append(f"variable {name!r} has {outside} value(s) outside its physical range "
+                               f"[{lo:.3g}, {hi:.3g}] {tv.attrs.get('units', '')}".rstrip())
     for cname, cv in template.coords.items():
         if cname not in pred.coords:
             if cname in template.dims:
@@ -88,17 +110,22 @@ def problems(pred: xr.Dataset, template: xr.Dataset, optional_dims: tuple = ()) 
     return out
 
 
-def conform(pred: xr.Dataset, template: xr.Dataset) -> xr.Dataset:
-    """The template's variables of ``pred``, transposed (optional dims first) with the template's coords."""
+def conform(pred: xr.Dataset, template: xr.Dataset, optional_vars=None) -> xr.Dataset:
+    """The template's variables of ``pred``, transposed (optional dims first) with the template's coords,
+    plus the optional variables it holds."""
     out = xr.Dataset({k: pred[k].transpose(*[d for d in pred[k].dims if d not in template[k].dims],
                                            *template[k].dims).astype(np.float64)
                       for k in template.data_vars})
+    for name, dims in (optional_vars or {}).items():
+        if name in pred.data_vars:
+            out[name] = pred[name].transpose(*dims).reset_coords(drop=True)
     return out.assign_coords({k: template[k] for k in template.coords})
 
 
-def check(pred: xr.Dataset, template: xr.Dataset, what: str = "submission", optional_dims: tuple = ()) -> xr.Dataset:
+def check(pred: xr.Dataset, template: xr.Dataset, what: str = "submission", optional_dims: tuple = (),
+          optional_vars=None) -> xr.Dataset:
     """Validate and conform, or raise UserError listing every problem."""
-    found = problems(pred, template, optional_dims)
+    found = problems(pred, template, optional_dims, optional_vars)
     if found:
         raise UserError(f"{what} is not valid: " + "; ".join(found))
-    return conform(pred, template)
+    return conform(pred, template, optional_vars)

@@ -1,4 +1,4 @@
-"""Gridded views of sparse observations on a doubly periodic grid (DESIGN §3).
+"""Gridded views of sparse observations on a doubly periodic grid.
 
 Observations are stored sparse (one row per observation: time, x, y, value,
 sigma). Methods that want images (U-Nets, interpolation floors) or fewer,

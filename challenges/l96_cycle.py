@@ -14,11 +14,13 @@ density on a fixed and on a moving network.
 Cycling (``challenges.cycling``): the test trajectories run side by side as
 independent experiments. Cycle 0's background is the training-split
 climatological mean (a cold start, no ensemble); at every cycle the method
-gets ``background(traj, [member], i)``, ``y(traj, i)`` (NaN where not
-observed), ``obs_mask(traj, i)``, ``sigma`` and the scalar coordinates
-``time`` and ``cycle``, and returns ``x(traj, [member], i)``; the harness runs
-the L96 model one step from every member to the next cycle. Prediction:
-``x(traj, time, i)`` (+ ``member`` for ensembles: stored in float32).
+gets an ``AnalysisProblem`` (``cycle`` set) with the background
+(traj, [member], i), the observations of that cycle (selection H, R = I), and
+returns ``x(traj, [member], i)``; the harness runs the L96 model one step from
+every member to the next cycle. Prediction: ``x(traj, time, i)`` (+ ``member``
+for ensembles: stored in float32), optionally with ``restarted(traj, time)``
+(bool: cycles at which the method blew up and the harness restarted it from the
+cold start; ``bench run`` records them, and they count as diverged).
 
 Scores, after a burn-in (100 / 500 / 1000 cycles at tiny / small / full, as
 long as Sakov & Oke's 1000 x 0.05 spin-up at full):
@@ -33,13 +35,15 @@ long as Sakov & Oke's 1000 x 0.05 spin-up at full):
   mean analysis RMSE ever exceeds the climatological RMS deviation (the error
   of the training mean state, ~3.6), i.e. whose analysis was worse than
   climatology for 5 days; the first such cycle per trajectory is recorded
-  (``cycles_to_divergence``, the run length where none);
+  (``cycles_to_divergence``, the run length where none); a cycle the harness had
+  to restart after a blow-up counts as diverged;
+- ``restarts``: the fraction of cycles restarted after a blow-up (0 for a stable method);
 - ``lambda_x`` as in ``l96-da``, over the post-burn-in analyses.
 
 Baselines and where their statistics come from (the train split; tuning on
 val; never the test truth), with the analysis RMSE measured at size small
 against the literature value: ``climatology`` the training mean state (3.64;
-3.6); ``oi`` the training mean and climatological covariance, no forecast
+3.6); ``clim-oi`` the training mean and climatological covariance, no forecast
 (0.949; 0.95); ``3dvar`` B = the climatological covariance of training
 states, its scale tuned on val (0.408; 0.41); ``enkf`` ETKF with 24 members,
 cold start drawn from the posterior with the training covariance, inflation
@@ -56,25 +60,19 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import lazy_loader as lazy
 import numpy as np
-import torch
-import xarray as xr
-
-import metrics
-from data_scripts.l96 import Lorenz96
 
 from . import cycling
-from .base import Challenge, Metric, Score
-from .l96_da import (
-    MEMBER,
-    SPLIT_IDS,
-    climatology,
-    lambda_x,
-    load_split,
-    observed_mask,
-    pointwise_errors,
-    spread_skill_score,
-)
+from . import l96_world as W
+from .base import Challenge, Metric, Score, bounds
+from .problems import Split
+
+torch = lazy.load("torch")
+xr = lazy.load("xarray")
+metrics = lazy.load("metrics")
+
+MEMBER = "member"
 
 
 class L96Cycle(Challenge):
@@ -82,12 +80,15 @@ class L96Cycle(Challenge):
 
     name = "l96-cycle"
     world = "l96"
+    family = "cycling"
+    geometry_kind = "ring"
+    observes = "state"
     summary = "Lorenz-96 DA cycling (Sakov & Oke 2008): all variables observed every 6 h, R = I"
     case_dim = "traj"
     variables = ("x",)
-    #: dims a prediction may add to the template's (an ensemble; scored with CRPS and spread/skill)
     optional_dims = ("member",)
-    state_dims = ("i",)
+    optional_vars = {"restarted": ("traj", "time")}
+    geometry = W.GEOMETRY
     steps_per_cycle = 1
     burn_in: ClassVar[dict] = {"tiny": 100, "small": 500, "full": 1000}
     block: ClassVar[dict] = {"tiny": 50, "small": 250, "full": 1000}
@@ -98,6 +99,7 @@ class L96Cycle(Challenge):
         Metric("crps", "CRPS", False),
         Metric("spread_skill", "spread/skill", False, "{:.2f}", target=1.0),
         Metric("divergence", "diverged (fraction)", False, "{:.2f}"),
+        Metric("restarts", "restarted cycles", False, "{:.3f}"),
         Metric("lambda_x", "λx (grid pts)", False, "{:.1f}"),
     )
 
@@ -106,29 +108,29 @@ class L96Cycle(Challenge):
             raise ValueError(f"network must be 'fixed' or 'moving', got {network!r}")
         self.obs_fraction = float(obs_fraction)
         self.network = network
-        self.model = Lorenz96()
         self._cache = {}
 
     def info(self, size: str) -> dict:
         return {**super().info(size), "obs_fraction": self.obs_fraction, "network": self.network,
-                "obs_sigma": 1.0, "cycle_hours": 6 * self.steps_per_cycle, "burn_in_cycles": self.burn_in[size],
-                "block_cycles": self.block[size], "cold_start": "training climatological mean"}
+                "obs_sigma": 1.0, "obs_sigma_repr": 0.0, "cycle_hours": 6 * self.steps_per_cycle,
+                "burn_in_cycles": self.burn_in[size], "block_cycles": self.block[size],
+                "cold_start": "training climatological mean"}
 
-    def forecast(self, x: torch.Tensor) -> torch.Tensor:
+    def forecast(self, x):
         """The L96 model over one cycle, for states (..., 40)."""
-        return self.model.step(x, self.steps_per_cycle)
+        return W.model().step(x, self.steps_per_cycle)
 
-    # -- data -----------------------------------------------------------------
-    def split_data(self, size: str, split: str, root=None) -> xr.Dataset:
+    # -- data -------------------------------------------------------------------------------
+    def split_data(self, size: str, split: str, root=None):
         """Truth ``x``, observations ``y`` (NaN where unobserved), ``obs_mask``, ``sigma`` of a split."""
         key = (str(self.data_dir(size, root)), split)
         if key not in self._cache:
-            d = load_split(self, size, split, root)
+            d = W.load_split(self, size, split, root)
             T, K, N = d["x"].shape
-            rng = np.random.default_rng([self.seed, SPLIT_IDS[split]])
-            mask = observed_mask(self.obs_fraction, self.network == "moving", T * K, N, rng).reshape(T, K, N)
+            rng = np.random.default_rng([self.seed, W.SPLIT_IDS[split]])
+            mask = W.observed_mask(self.obs_fraction, self.network == "moving", T * K, N, rng).reshape(T, K, N)
             dims = ("traj", "time", "i")
-            clim, _ = climatology(self, size, root)
+            clim, _ = W.climatology(self, size, root)
             self._cache[key] = xr.Dataset(
                 {"x": (dims, d["x"]), "y": (dims, np.where(mask, d["y"], np.nan)), "obs_mask": (dims, mask),
                  "sigma": ((), d["sigma"]),
@@ -136,77 +138,156 @@ class L96Cycle(Challenge):
                 coords={"traj": np.arange(T), "time": ("time", d["times"], d["time_attrs"]), "i": d["i"]})
         return self._cache[key]
 
-    def train_val(self, size: str, root=None):
-        return self.split_data(size, "train", root), self.split_data(size, "val", root)
+    def _split(self, size: str, name: str, root=None):
+        return L96CyclingSplit(self, size, name, root)
 
-    def problem(self, data: xr.Dataset) -> cycling.CyclingProblem:
+    def experiment(self, data) -> cycling.CyclingExperiment:
         """The cycling experiments on one split's data (``split_data``: test for scoring, val for tuning)."""
-        b0 = data.cold_start.broadcast_like(data.x.isel(time=0)).transpose("traj", "i").copy()
+        T = data.sizes["traj"]
+        b0 = torch.as_tensor(np.broadcast_to(data.cold_start.values, (T, data.sizes["i"])).copy())
         y, mask, x, times = data.y.values, data.obs_mask.values, data.x.values, data.time.values
         sigma = float(data.sigma)
+        coords = {"traj": data.traj, "i": data.i}
 
-        def make_case(k: int, background: xr.DataArray) -> xr.Dataset:
-            return xr.Dataset({"background": background, "y": (("traj", "i"), y[:, k]),
-                               "obs_mask": (("traj", "i"), mask[:, k]), "sigma": ((), sigma)},
-                              coords={"time": times[k], "cycle": k})
+        def make_problem(k: int, background, trials=None):
+            yk, mk = y[:, k], mask[:, k]
+            dims, shape = ("traj",), (T,)
+            if trials is not None:
+                yk, mk = np.broadcast_to(yk, (trials, *yk.shape)), np.broadcast_to(mk, (trials, *mk.shape))
+                dims, shape = ("trial", "traj"), (trials, T)
+            return W.problem(background, yk, mk, sigma, dims, shape, coords, cycle=k)
 
-        def truth(k: int) -> xr.DataArray:
-            return xr.DataArray(x[:, k], dims=("traj", "i"))
+        return cycling.CyclingExperiment(
+            background0=b0, make_problem=make_problem, forecast=self.forecast, n_cycles=len(times),
+            exp_dims=("traj",), exp_shape=(T,), state_dims=W.GEOMETRY.state_dims, coords=coords, times=times,
+            truth=lambda k: torch.as_tensor(x[:, k]), error=W.rmse_per_case, var="x",
+            time_attrs=dict(data.time.attrs))
 
-        return cycling.CyclingProblem(background0=b0, make_case=make_case, forecast=self.forecast,
-                                      n_cycles=len(times), state_dims=self.state_dims, times=times,
-                                      truth=truth, time_attrs=dict(data.time.attrs))
-
-    def run(self, method, size: str, root=None, progress=None) -> xr.Dataset:
+    def run(self, method, size: str, root=None, progress=None):
         data = self.split_data(size, "test", root)
-        out = cycling.run(method.predict, self.problem(data), store=True, progress=progress,
-                          progress_total=data.sizes["traj"])
-        pred = out[["x"]]
-        pred.attrs.update(restarted_cycles=int(out.restarted.sum()), predict_seconds=out.predict_seconds,
-                          forecast_seconds=out.forecast_seconds)
+        out = cycling.run(method.predict, self.experiment(data), store=True, progress=progress)
+        pred = out[["x", "restarted"]]
+        pred.attrs.update(predict_seconds=out.predict_seconds, forecast_seconds=out.forecast_seconds)
         return pred
 
-    # -- format -------------------------------------------------------------------
-    def truth(self, size: str, root=None) -> xr.Dataset:
+    def progress_total(self, size: str, root=None) -> tuple[int, str]:
+        return int(self.split_data(size, "test", root).sizes["time"]), "cycle"
+
+    # -- format ---------------------------------------------------------------------------------
+    def truth(self, size: str, root=None):
         d = self.split_data(size, "test", root)
         return xr.Dataset({"x": d.x.assign_attrs(long_name="analysis of the Lorenz-96 state", units="1")})
 
-    def template(self, size: str, root=None) -> xr.Dataset:
-        return xr.full_like(self.truth(size, root), np.nan)
+    def template(self, size: str, root=None):
+        t = xr.full_like(self.truth(size, root), np.nan)
+        lo, hi = bounds(W.load_split(self, size, "train", root)["x"])
+        t["x"].attrs.update(valid_min=lo, valid_max=hi)
+        return t
 
-    # -- scoring -------------------------------------------------------------------
-    def score(self, pred: xr.Dataset, size: str, root=None) -> dict[str, Score]:
+    # -- scoring ---------------------------------------------------------------------------------
+    def score(self, pred, size: str, root=None) -> dict[str, Score]:
         truth = self.truth(size, root).x
         x = pred["x"].assign_coords(traj=truth.traj, time=truth.time, i=truth.i)
-        err = pointwise_errors(x, truth, self.state_dims)
+        err = metrics.case_errors(x, truth, "i")
         se = err["se"].transpose("traj", "time").values
         rmse_t = np.sqrt(se)
-        blocks = cycling.time_blocks(se.shape[1], self.burn_in[size], self.block[size])
-        units = cycling.block_means(rmse_t, blocks)
+        blocks = metrics.time_blocks(se.shape[1], self.burn_in[size], self.block[size])
+        units = metrics.block_means(rmse_t, blocks)
         out = {"rmse": Score(units.mean(), *metrics.bootstrap_ci(units))}
-        crps = cycling.block_means(err["crps"].transpose("traj", "time").values, blocks)
+        crps = metrics.block_means(err["crps"].transpose("traj", "time").values, blocks)
         out["crps"] = Score(crps.mean(), *metrics.bootstrap_ci(crps))
         if "var" in err:
-            var = cycling.block_means(err["var"].transpose("traj", "time").values, blocks)
-            out["spread_skill"] = spread_skill_score(cycling.block_means(se, blocks), var, err["members"])
+            var = metrics.block_means(err["var"].transpose("traj", "time").values, blocks)
+            out["spread_skill"] = Score.of(metrics.intervals.spread_skill(metrics.block_means(se, blocks), var,
+                                                                          err["members"]))
         else:
-            out["spread_skill"] = Score(float("nan"), extra={"flag": "deterministic"})
-        _, clim_rms = climatology(self, size, root)
-        first = cycling.divergence_cycles(rmse_t, clim_rms, self.divergence_window)
+            out["spread_skill"] = Score.undefined("deterministic")
+        restarted = restarted_cycles(pred, se.shape)
+        _, clim_rms = W.climatology(self, size, root)
+        first = metrics.divergence_cycles(rmse_t, clim_rms, self.divergence_window, restarted)
         out["divergence"] = Score(float(np.mean(first < se.shape[1])),
                                   extra={"cycles_to_divergence": first.tolist(), "threshold": clim_rms,
                                          "window_cycles": self.divergence_window})
+        out["restarts"] = Score(float(restarted.mean()), extra={"restarted_cycles": int(restarted.sum())})
         post = slice(self.burn_in[size], None)
         mean = x.mean(MEMBER) if MEMBER in x.dims else x
-        out["lambda_x"] = lambda_x(mean.isel(time=post), truth.isel(time=post))
+        lam, flag = metrics.ring_resolution(mean.isel(time=post), truth.isel(time=post), "i")
+        out["lambda_x"] = Score(lam, extra={} if flag == "ok" else {"flag": flag})
         return out
+
+
+def restarted_cycles(pred, shape) -> np.ndarray:
+    """The prediction's ``restarted(traj, time)`` flags (all False when it has none), as a bool array."""
+    if "restarted" in pred:
+        return np.asarray(pred["restarted"].transpose("traj", "time").values, dtype=bool)
+    return np.zeros(shape, dtype=bool)
+
+
+class L96CyclingSplit(Split):
+    """A train or val split of an ``l96-cycle`` challenge."""
+
+    family = "cycling"
+    geometry = W.GEOMETRY
+
+    def __init__(self, challenge: L96Cycle, size: str, name: str, root=None):
+        from .problems import FieldMap
+
+        self.challenge, self.size, self.name, self.root = challenge, size, name, root
+        self.field_map = FieldMap(W.GEOMETRY, None, "x")
+
+    def _data(self):
+        return self.challenge.split_data(self.size, self.name, self.root)
+
+    def states(self) -> np.ndarray:
+        x = self._data().x.values
+        return x.reshape(-1, x.shape[-1])
+
+    def forecast_errors(self) -> np.ndarray:
+        x = self._data().x.values
+        fc = self.challenge.forecast(torch.as_tensor(x[:, :-1].reshape(-1, x.shape[-1]))).numpy()
+        return fc - x[:, 1:].reshape(-1, x.shape[-1])
+
+    def experiment(self):
+        return self.challenge.experiment(self._data())
+
+    def evaluate(self, predict, n_trials=None) -> np.ndarray:
+        """Time-mean analysis RMSE after the challenge's burn-in on this split's cycling runs, per trial."""
+        return cycling.trial_losses(predict, self.experiment(), n_trials, self.challenge.burn_in[self.size])
+
+    #: std of the perturbation of the truth that the training backgrounds are forecast from:
+    #: between the cycled analysis errors of ETKF (0.18) and 3D-Var (0.41) at the literature setup
+    pair_sigma0 = 0.3
+
+    def training_pairs(self):
+        """Every cycle of the split as a sample: background = one-cycle forecast of the truth perturbed
+        by N(0, 0.3² I), the cycle's observations, target = the true state.
+
+        A cycling method meets backgrounds that are one-cycle forecasts of its own analyses, whose
+        errors (0.2-0.4 for good filters here) are smaller than ``l96-da``'s 48 h errors (about 0.9)
+        and flow-dependent; forecasting a perturbed truth by one cycle gives errors of that size and
+        kind without tying the training data to any one filter.
+        """
+        d = self._data()
+        T, K, N = d.x.shape
+        rng = np.random.default_rng([self.challenge.seed + 7, W.SPLIT_IDS[self.name]])
+        x = d.x.values
+        x0 = x[:, :-1].reshape(-1, N) + self.pair_sigma0 * rng.standard_normal(((K - 1) * T, N))
+        xb = self.challenge.forecast(torch.as_tensor(x0)).numpy()
+        sel = (slice(None), slice(1, None))
+        ds = xr.Dataset({"background": (("sample", "i"), xb), "y": (("sample", "i"), d.y.values[sel].reshape(-1, N)),
+                         "obs_mask": (("sample", "i"), d.obs_mask.values[sel].reshape(-1, N)), "sigma": d.sigma,
+                         "target": (("sample", "i"), x[sel].reshape(-1, N))},
+                        coords={"i": d.i, "traj": ("sample", np.repeat(np.arange(T), K - 1)),
+                                "time": ("sample", np.tile(d.time.values[1:], T))})
+        ds.attrs.update(split=self.name, background=f"one-cycle L96 forecast of truth + N(0, {self.pair_sigma0}^2)")
+        return ds
+
+    def problem(self, samples):
+        return W.problem_from_dataset(samples.drop_vars("target", errors="ignore"))
 
 
 #: the registered cycling variants: all variables observed; every other variable (fixed); half of
 #: the variables, a new random half every cycle (moving): the same density, fixed vs moving network
-L96_CYCLING = ("l96-cycle", "l96-cycle-half", "l96-cycle-half-moving")
-
-
 class L96CycleHalf(L96Cycle):
     name = "l96-cycle-half"
     summary = "Lorenz-96 DA cycling, every other variable observed every 6 h (a fixed network), R = I"

@@ -21,14 +21,16 @@ assimilation).
 """
 from __future__ import annotations
 
+import lazy_loader as lazy
 import numpy as np
-import torch
-import xarray as xr
 
-import metrics
-
+from . import l96_world as W
 from .base import Metric, Score
-from .l96_da import DENSITIES, L96DA, MEMBER, climatology, load_split
+from .l96_da import DENSITIES, L96DA, MEMBER
+
+torch = lazy.load("torch")
+xr = lazy.load("xarray")
+metrics = lazy.load("metrics")
 
 SCORED_LEADS = (48, 0, 12, 24, 36)
 
@@ -37,6 +39,7 @@ class L96Fc48(L96DA):
     """48 h forecasts from the ``l96-da`` cases (see module doc)."""
 
     name = "l96-fc48"
+    family = "forecast"
     summary = "Lorenz-96 48 h forecast from background + obs (default: L96 model run from the analysis)"
     hours_per_step = 6
 
@@ -60,35 +63,45 @@ class L96Fc48(L96DA):
         key = (str(self.data_dir(size, root)), split, "fc")
         if key not in self._cache:
             c = super().case_data(size, split, root)
-            x = load_split(self, size, split, root)["x"]
+            x = W.load_split(self, size, split, root)["x"]
             steps = c.step.values[:, None] + np.arange(self.lead_steps + 1)
             fut = x[c.traj.values[:, None], steps]
             self._cache[key] = c.assign(x_future=(("case", "lead", "i"), fut)).assign_coords(lead=self._lead_coord())
         return self._cache[key]
 
-    def cases(self, size: str, root=None):
-        for case in super().cases(size, root):
-            yield case.drop_vars(["x_future", "lead"])
+    def cases(self, size: str, root=None, split: str = "test"):
+        data = self.case_data(size, split, root).drop_vars(["x_true", "x_future", "lead"])
+        for f in self.densities:
+            yield W.problem_from_dataset(data.isel(case=np.flatnonzero(data.density.values == f)),
+                                         attrs={"leads": self.leads.tolist()})
 
     def forecast(self, x: xr.DataArray) -> xr.DataArray:
         """Run the L96 model from analyses ``x(..., i)``: returns ``x(..., lead, i)``."""
         other = [d for d in x.dims if d != "i"]
         a = x.transpose(*other, "i")
         t = torch.as_tensor(np.array(a.values, dtype=np.float64))
-        traj = self.model.trajectory(t, self.lead_steps).numpy()
+        traj = W.model().trajectory(t, self.lead_steps).numpy()
         return xr.DataArray(traj, dims=(*other, "lead", "i"),
                             coords={**{d: a[d] for d in other if d in a.coords}, "lead": self._lead_coord(), "i": a.i})
 
     def run(self, method, size: str, root=None, progress=None) -> xr.Dataset:
         preds = []
-        for case in self.cases(size, root):
-            pred = method.predict(case)
+        for problem in self.cases(size, root):
+            pred = method.predict(problem)
             if "lead" not in pred["x"].dims:
                 pred = xr.Dataset({"x": self.forecast(pred["x"])})
             preds.append(pred)
             if progress is not None:
-                progress(case.sizes["case"])
+                progress(problem.B)
         return self.assemble(preds, size, root)
+
+    def template(self, size: str, root=None):
+        from .base import bounds
+
+        t = xr.full_like(self.truth(size, root), np.nan)
+        lo, hi = bounds(W.load_split(self, size, "train", root)["x"])
+        t["x"].attrs.update(valid_min=lo, valid_max=hi)
+        return t
 
     def truth(self, size: str, root=None) -> xr.Dataset:
         c = self.case_data(size, "test", root)
@@ -102,19 +115,19 @@ class L96Fc48(L96DA):
                 "forecast-from-background": (xr.Dataset({"x": self.forecast(c.background)}),
                                              "L96 model run from the background (no assimilation)")}
 
-    def score(self, pred: xr.Dataset, size: str, root=None) -> dict[str, Score]:
+    def score(self, pred, size: str, root=None) -> dict[str, Score]:
         truth = self.truth(size, root).x
         x = pred["x"].assign_coords(case=truth.case, lead=truth.lead, i=truth.i)
         mean = (x.mean(MEMBER) if MEMBER in x.dims else x).transpose("case", "lead", "i")
-        clim, _ = climatology(self, size, root)
+        clim, _ = W.climatology(self, size, root)
         se = ((mean - truth) ** 2).mean("i").values
-        fa, ta = mean.values - clim, truth.values - clim
-        acc = ((fa * ta).sum(-1) / np.sqrt((fa**2).sum(-1) * (ta**2).sum(-1)))
+        acc = metrics.anomaly_correlation(mean, truth, xr.DataArray(clim, dims="i"), over="i").transpose("case", "lead").values
         out = {}
         for h in SCORED_LEADS:
             j = int(np.flatnonzero(self.leads == h)[0])
-            e, a = se[:, j], acc[:, j]
-            out[f"rmse_{h}h"] = Score(np.sqrt(e.mean()), *metrics.bootstrap_ci(lambda i, e=e: np.sqrt(np.mean(e[i])),
-                                                                                 n_cases=len(e)))
-            out[f"acc_{h}h"] = Score(float(np.nanmean(a)), *metrics.bootstrap_ci(a))
+            out[f"rmse_{h}h"] = Score.of(metrics.bootstrap_sums({"se": se[:, j], "n": np.ones(len(se))},
+                                                                lambda s: np.sqrt(s["se"] / s["n"])))
+            a = acc[:, j]
+            out[f"acc_{h}h"] = (Score(float(np.nanmean(a)), *metrics.bootstrap_ci(a)) if np.isfinite(a).any()
+                                else Score.undefined("undefined: no anomaly"))
         return {m.key: out[m.key] for m in self.metrics}

@@ -12,14 +12,22 @@ point samples of the HR SSH plus Gaussian noise (``sigma`` column); the maps
 are scored against the coarse-grained truth, so the HR scales the LR grid
 cannot hold act as representativeness error.
 
-What a method receives, one case per test trajectory (``predict(case)``): a
-Dataset with every observation of that trajectory over the test period along
-dim ``obs`` (``obs_time`` days, ``obs_x``, ``obs_y`` km, ``obs_value``,
-``obs_sigma`` m) and the output coordinates ``time`` (daily, days), ``y``,
-``x`` (LR cell centres, km); attrs: ``scenario``, ``L_km``, ``split``.
-Training truth is in ``train`` (``fit``); ``challenge.cases(size, split="val")``
-and ``challenge.truth(size, split="val")`` give the validation split in the
-same form, for tuning.
+What a method receives, one case per test trajectory: a ``MappingProblem``
+with every observation of that trajectory over the test period (times in
+days, positions in km, values and sigma in m, and the representativeness
+error ``sigma_repr`` of the scenario, estimated on the train split:
+``challenges.qg_obs``), the output times (daily) and the LR grid; its
+``smoothing`` is the coarse-graining filter. As a Dataset (``bench template``
+documents the output; ``training_pairs`` the inputs): ``obs_time``, ``obs_x``,
+``obs_y``, ``obs_value``, ``obs_sigma`` along ``obs``, coords ``time``, ``y``,
+``x``. ``fit`` gets the train split (true SSH maps) and the val split, whose
+``evaluate`` scores a method on a fixed subset of val days (one 10-day run in
+3 at tiny, in 9 at small and full) so that tuning stays cheap.
+
+Training pairs (learners): one sample per (trajectory, day) of the split: the
+observations within +-5 days of the day (padded along ``obs``, ``obs_valid``
+marks real rows; ``obs_time`` relative to the day) and ``target(sample, y,
+x)``, the true SSH map; dask-backed, one chunk per trajectory.
 
 Prediction: ``ssh(traj, time, y, x)`` in m, float, finite, with the template's
 coordinates (``bench template qg-map out.zarr``).
@@ -34,11 +42,18 @@ quarter of the domain) units of the space-time spectra.
 """
 from __future__ import annotations
 
+import lazy_loader as lazy
 import numpy as np
-import xarray as xr
 
-from . import qg_common as Q
+from . import qg_obs as O
+from . import qg_scoring
+from . import qg_world as W
 from .base import Metric
+from .qg_base import QGChallenge
+from .problems import MappingProblem, Split
+
+torch = lazy.load("torch")
+xr = lazy.load("xarray")
 
 SCENARIOS = ("nadir4", "nadir1", "swath", "random")
 
@@ -52,64 +67,167 @@ MAP_METRICS = (
 )
 
 
-class QGMap(Q.QGChallenge):
+class QGMap(QGChallenge):
     name = "qg-map"
+    family = "mapping"
     summary = "SSH mapping from nadir altimetry (4 satellites): daily LR maps, 2020a scores"
     metrics = MAP_METRICS
     case_dim = "traj"
     variables = ("ssh",)
     scenario = "nadir4"
     block_days = 30
+    #: observations handed with each training sample: those within this many days of the map's day
+    pair_half_window = 5.0
 
     def __init__(self, scenario: str | None = None):
         if scenario is not None:
             if scenario not in SCENARIOS:
                 raise ValueError(f"unknown scenario {scenario!r}; choose one of {', '.join(SCENARIOS)}")
             self.scenario = scenario
-        self.root = None
         self.description = __doc__
 
-    # -- data handed to methods -------------------------------------------------
-    def obs(self, size: str, split: str = "test", traj=None, root=None, scenario: str | None = None) -> dict:
+    def obs(self, size: str, split: str = "test", traj=None, root=None) -> dict:
         """Observation rows (numpy dict) of a split, optionally of one trajectory."""
-        return Q.load_obs(self, size, split, scenario or self.scenario,
-                          root if root is not None else self.root, traj=traj)
+        return O.load_obs(self, size, split, self.scenario, root, traj=traj)
+
+    def val_days(self, size: str, days: np.ndarray) -> np.ndarray:
+        """The validation days methods are scored on while tuning: one 10-day run in 3 (tiny) or 9."""
+        every = 3 if size == "tiny" else 9
+        return days[(days // 10) % every == 0]
+
+    def problem(self, size: str, rows: dict, times: np.ndarray, root=None, device="cpu") -> MappingProblem:
+        """The ``MappingProblem`` of one trajectory's observation rows and output days."""
+        g = W.geometry(size)
+        obs = O.observations(rows["x"][None], rows["y"][None], rows["value"][None], rows["sigma"][None], size,
+                             self.sigma_repr(size, root), device=device, times=rows["time"][None])
+        xc = g.axis_coords(0)
+        coords = {"time": xr.Variable("time", np.asarray(times, np.float64), {"units": "days"}),
+                  "y": xr.Variable("y", xc, {"units": "km"}), "x": xr.Variable("x", xc, {"units": "km"})}
+        return MappingProblem(obs=obs, times=np.asarray(times, np.float64), geometry=g, var="ssh", coords=coords,
+                              smoothing=W.coarse_filter, attrs={"size": size, "scenario": self.scenario})
+
+    def _rows(self, size, split, traj, root, days):
+        rows = self.obs(size, split, traj, root)
+        keep = (rows["time"] >= days[0] - 0.5) & (rows["time"] <= days[-1] + 0.5)
+        return {k: v[keep].astype(np.float64) for k, v in rows.items()}
 
     def cases(self, size: str, root=None, split: str = "test"):
-        root = root if root is not None else self.root
         f = self.fields(size, split, root)
+        days = f["time"].values
         for tr in f["traj"].values:
-            yield self.make_case(size, self.obs(size, split, int(tr), root), f, int(tr), split)
+            yield self.problem(size, self._rows(size, split, int(tr), root, days), days, root)
 
-    def make_case(self, size: str, rows: dict, fields: xr.Dataset, traj: int, split: str) -> xr.Dataset:
-        times = fields["time"].values
-        keep = (rows["time"] >= times[0] - 0.5) & (rows["time"] <= times[-1] + 0.5)
-        data = {f"obs_{k}": ("obs", rows[k][keep].astype(np.float64)) for k in ("time", "x", "y", "value", "sigma")}
-        ds = xr.Dataset(data, coords={"time": fields["time"], "y": fields["y"], "x": fields["x"], "traj": traj})
-        ds.attrs.update(scenario=self.scenario, L_km=Q.domain_km(size), split=split, size=size)
-        return ds
+    def _split(self, size: str, name: str, root=None):
+        return MappingSplit(self, size, name, root)
 
-    # -- submissions --------------------------------------------------------------
-    def template(self, size: str, root=None) -> xr.Dataset:
+    # -- submissions ---------------------------------------------------------------------------------
+    def template(self, size: str, root=None):
         f = self.fields(size, "test", root)
         shape = tuple(f.sizes[d] for d in ("traj", "time", "y", "x"))
+        lo, hi = self.ssh_bounds(size, root)
         ssh = xr.DataArray(np.full(shape, np.nan, dtype=np.float32), dims=("traj", "time", "y", "x"),
-                           attrs={"units": "m", "long_name": "sea-surface height"})
+                           attrs={"units": "m", "long_name": "sea-surface height", "valid_min": lo, "valid_max": hi})
         return xr.Dataset({"ssh": ssh}, coords={k: f[k] for k in ("traj", "time", "y", "x")})
 
-    def truth(self, size: str, root=None, split: str = "test") -> xr.Dataset:
+    def truth(self, size: str, root=None, split: str = "test"):
         f = self.fields(size, split, root)
         return xr.Dataset({"ssh": f["ssh"].astype(np.float64)}).load()
 
-    def score(self, pred: xr.Dataset, size: str, root=None, split: str = "test", n_boot: int = 1000):
+    def score(self, pred, size: str, root=None, split: str = "test"):
         truth = self.truth(size, root, split)["ssh"]
-        return Q.map_scores(pred["ssh"].astype(np.float64), truth, block_days=self.block_days, n_boot=n_boot)
+        return qg_scoring.map_scores(pred["ssh"].astype(np.float64), truth, block_days=self.block_days)
 
     def info(self, size: str) -> dict:
-        cfg = Q.config(size)
-        return {"world": self.world, "size": size, "scenario": self.scenario, "nx_lr": cfg["nx_lr"],
-                "nx_hr": cfg["nx_hr"], "n_days": cfg["n_days"], "obs_sigma_m": cfg["ssh_sigma"],
+        cfg = W.config(size)
+        return {**super().info(size), "scenario": self.scenario, "nx_lr": cfg["nx_lr"], "nx_hr": cfg["nx_hr"],
+                "n_days": cfg["n_days"], "obs_sigma_m": cfg["ssh_sigma"],
                 "bootstrap": f"(trajectory x {self.block_days}-day block) units; lambda_x/t: (trajectory x y band)"}
+
+
+class MappingSplit(Split):
+    """A train or val split of a ``qg-map`` challenge."""
+
+    family = "mapping"
+
+    def __init__(self, challenge: QGMap, size: str, name: str, root=None):
+        self.challenge, self.size, self.name, self.root = challenge, size, name, root
+        self.geometry = W.geometry(size)
+        self.field_map = W.obs_field_map(size)
+        self._cache = {}
+
+    def _fields(self):
+        return self.challenge.fields(self.size, self.name, self.root)
+
+    def states(self) -> np.ndarray:
+        """True SSH maps (n, ny, nx)."""
+        if "ssh" not in self._cache:
+            ssh = self._fields()["ssh"].values.astype(np.float64)
+            self._cache["ssh"] = ssh.reshape(-1, *ssh.shape[-2:])
+        return self._cache["ssh"]
+
+    def problems(self, trials=None):
+        """One problem per trajectory, on the validation days only (``QGMap.val_days``); built once."""
+        if "problems" not in self._cache:
+            f = self._fields()
+            days = f["time"].values
+            sub = self.challenge.val_days(self.size, days)
+            self._cache["problems"] = [
+                self.challenge.problem(self.size, self.challenge._rows(self.size, self.name, int(tr), self.root, days),
+                                       sub, self.root) for tr in f["traj"].values]
+        return iter(self._cache["problems"])
+
+    def evaluate(self, predict, n_trials=None) -> np.ndarray:
+        """1 - µ(RMSE) of the maps on the validation days (pooled over trajectories)."""
+        f = self._fields()
+        truth = f["ssh"]
+        num = den = 0.0
+        for tr, problem in zip(f["traj"].values, self.problems()):
+            est = np.asarray(predict(problem)["ssh"].values)
+            t = truth.sel(traj=int(tr), time=problem.times).values.astype(np.float64)
+            num += float(((est - t) ** 2).sum())
+            den += float((t ** 2).sum())
+        return np.array([np.sqrt(num / den)])
+
+    def training_pairs(self):
+        """One sample per (trajectory, day): the obs within +-5 days and the true map (see module doc)."""
+        import dask
+        import dask.array as da
+
+        ch, size = self.challenge, self.size
+        f = self._fields()
+        days = f["time"].values
+        n_traj = f.sizes["traj"]
+        rows = [ch.obs(size, self.name, int(tr), self.root) for tr in f["traj"].values]
+        hw = ch.pair_half_window
+        counts = [np.searchsorted(r["time"], days + hw, "right") - np.searchsorted(r["time"], days - hw, "left")
+                  for r in rows]
+        P = int(max(int(c.max()) for c in counts))
+        nd = len(days)
+
+        def block(r, k):
+            out = np.zeros((5, nd, P))
+            valid = np.zeros((nd, P), dtype=bool)
+            for j, d in enumerate(days):
+                lo, hi = np.searchsorted(r["time"], d - hw, "left"), np.searchsorted(r["time"], d + hw, "right")
+                n = hi - lo
+                out[0, j, :n] = r["time"][lo:hi] - d
+                for c, key in enumerate(("x", "y", "value", "sigma"), start=1):
+                    out[c, j, :n] = r[key][lo:hi]
+                valid[j, :n] = True
+            return np.concatenate([out, valid[None].astype(np.float64)])
+
+        blocks = [da.from_delayed(dask.delayed(block)(r, k), shape=(6, nd, P), dtype=np.float64)
+                  for k, r in enumerate(rows)]
+        arr = da.concatenate(blocks, axis=1)
+        names = ("obs_time", "obs_x", "obs_y", "obs_value", "obs_sigma")
+        data = {nm: (("sample", "obs"), arr[c]) for c, nm in enumerate(names)}
+        data["obs_valid"] = (("sample", "obs"), arr[5] > 0.5)
+        data["target"] = (("sample", "y", "x"), f["ssh"].data.reshape(n_traj * nd, *f["ssh"].shape[-2:]).astype(np.float64))
+        ds = xr.Dataset(data, coords={"y": f["y"], "x": f["x"], "traj": ("sample", np.repeat(np.arange(n_traj), nd)),
+                                      "time": ("sample", np.tile(days, n_traj))})
+        ds.attrs.update(split=self.name, size=size, scenario=ch.scenario, half_window_days=hw,
+                        obs_sigma_repr=ch.sigma_repr(size, self.root))
+        return ds
 
 
 class QGMapSwath(QGMap):
@@ -123,6 +241,3 @@ class QGMapRandom(QGMap):
     summary = "SSH mapping from random point observations (one per LR cell per day on average)"
     scenario = "random"
 
-
-#: every challenge name of the mapping family (methods list it in ``applies_to``)
-MAP_CHALLENGES = ("qg-map", "qg-map-swath", "qg-map-random")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from ._common import mean_over, require_dims
+from ._common import as_dims, mean_over, require_dims
 
 
 def _crps_fair(ens: np.ndarray, obs: np.ndarray) -> np.ndarray:
@@ -92,3 +92,20 @@ def rank_histogram(ens: xr.DataArray, obs: xr.DataArray, member: str = "member",
     ranks = below + np.floor(rng.random(below.size) * (equal + 1)).astype(int)
     counts = np.bincount(ranks[valid], minlength=m + 1)
     return xr.DataArray(counts, dims=("rank",), coords={"rank": np.arange(m + 1)}, name="rank_histogram")
+
+
+def case_errors(pred: xr.DataArray, truth: xr.DataArray, state_dims, member: str = "member") -> dict:
+    """Per-case error statistics averaged over the state dims, for deterministic or ensemble predictions.
+
+    ``se``: squared error of the (ensemble) mean; ``crps``: fair CRPS (the absolute error for a
+    single member); ``var``: member variance (ddof 1; only with more than one member);
+    ``members``: M (1 without a member dim). Arrays over the remaining (case) dims.
+    """
+    state_dims = list(as_dims(state_dims))
+    ens = pred if member in pred.dims else pred.expand_dims({member: 1})
+    m = ens.sizes[member]
+    out = {"se": ((ens.mean(member) - truth) ** 2).mean(state_dims),
+           "crps": crps(ens, truth, member=member, dim=state_dims), "members": m}
+    if m > 1:
+        out["var"] = ens.var(member, ddof=1).mean(state_dims)
+    return out

@@ -33,24 +33,17 @@ def rmse_by_lead(pred: xr.DataArray, truth: xr.DataArray, lead: str = "lead", ov
     return out.compute().rename("rmse")
 
 
-def acc_by_lead(
-    pred: xr.DataArray,
-    truth: xr.DataArray,
-    clim,
-    lead: str = "lead",
-    over=None,
-    centered: bool = False,
-) -> xr.DataArray:
-    """Anomaly correlation coefficient per lead time, dims (lead,).
+def anomaly_correlation(pred: xr.DataArray, truth: xr.DataArray, clim, over, centered: bool = False) -> xr.DataArray:
+    """ACC over the dims ``over`` (e.g. space) for every remaining index (e.g. case and lead).
 
     Anomalies are taken from the given climatology ``clim`` (anything broadcastable: a
     scalar, a mean state, a per-lead/per-position field): f' = pred - clim, a' = truth - clim,
-    ACC = Σ f'a' / sqrt(Σ f'² Σ a'²) over ``over`` (uncentred, as commonly used for NWP).
-    ``centered=True`` also removes the mean anomaly over ``over`` first (Pearson correlation
-    of the anomalies).
+    ACC = Σ f'a' / sqrt(Σ f'² Σ a'²) (uncentred, as commonly used for NWP); NaN where a
+    forecast or the truth has no anomaly at all (ACC undefined). ``centered=True`` also
+    removes the mean anomaly over ``over`` first (Pearson correlation of the anomalies).
     """
     pred, truth = align(pred, truth)
-    over, cases = _split(pred, lead, over)
+    over = list(as_dims(over))
     fa = pred.astype(np.float64) - clim
     ta = truth.astype(np.float64) - clim
     valid = np.isfinite(fa) & np.isfinite(ta)
@@ -60,7 +53,21 @@ def acc_by_lead(
         ta = ta - ta.mean(over, skipna=True)
     num = (fa * ta).sum(over, skipna=True)
     den = np.sqrt((fa**2).sum(over, skipna=True) * (ta**2).sum(over, skipna=True))
-    out = num / den.where(den > 0)
+    return (num / den.where(den > 0)).compute().rename("acc")
+
+
+def acc_by_lead(
+    pred: xr.DataArray,
+    truth: xr.DataArray,
+    clim,
+    lead: str = "lead",
+    over=None,
+    centered: bool = False,
+) -> xr.DataArray:
+    """Anomaly correlation coefficient per lead time, dims (lead,): :func:`anomaly_correlation`
+    over ``over`` (None: every dim but ``lead``), then averaged over the remaining dims."""
+    over, cases = _split(pred, lead, over)
+    out = anomaly_correlation(pred, truth, clim, over, centered)
     if cases:
         out = out.mean(cases, skipna=True)
     return out.compute().rename("acc")

@@ -466,3 +466,15 @@ def score_spectrum(
         coords={fd: k, f"wavelength_{dim}": (fd, 1.0 / k)},
         name="psd_score",
     )
+
+
+def ring_resolution(pred: xr.DataArray, ref: xr.DataArray, dim: str = "i") -> tuple[float, str]:
+    """Smallest resolved wavelength (in grid points) along a periodic ring ``dim`` (Lorenz-96).
+
+    S(k) = 1 - PSD(err)/PSD(ref), spectra averaged over all other dims (no window: the
+    ring is periodic; per-line mean removed); λ = the smallest wavelength where S crosses
+    0.5 (log-linear interpolation). All scales resolved: λ = 2 (``all_resolved``); none:
+    λ = the ring's length (``unresolved``). Returns (λ, flag).
+    """
+    s = score_spectrum(pred, ref, dim=dim, window=False)
+    return _crossing(s[f"wavelength_{dim}"].values, s.values, 2.0, float(ref.sizes[dim]))

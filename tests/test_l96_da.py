@@ -10,24 +10,26 @@ wide enough for 2 x 400 tiny cycles.
 import numpy as np
 import pytest
 import torch
-import xarray as xr
 
+import metrics
 from baselines.background import Background
-from baselines.case_tensors import read_case
+from baselines.clim_oi import ClimOI, climatological_oi
 from baselines.climatology import Climatology
-from baselines.covariance import StateCovariance
+from baselines.core.covariance import StateCovariance
+from baselines.core.ensemble_transform import posterior_draws
+from baselines.core.localization import gaspari_cohn, periodic_distance, taper
 from baselines.enkf import EnKF, etkf_analysis
-from baselines.ensemble_tools import cold_start
 from baselines.letkf import LETKF, letkf_analysis
-from baselines.localization import gaspari_cohn, periodic_distance, taper
-from baselines.oi import OI, climatological_oi
 from baselines.persistence import Persistence
 from baselines.var3d import Var3D, var3d_analysis
 from bench.validate import check
 from challenges import cycling
+from challenges import l96_world as W
+from challenges.geometry import RING, Geometry
 from challenges.l96_cycle import L96Cycle
 from challenges.l96_da import L96DA
 from challenges.l96_fc48 import L96Fc48
+from challenges.problems import AnalysisProblem, FieldMap, ObservationOperator, Observations
 
 
 @pytest.fixture(autouse=True)
@@ -75,6 +77,19 @@ def test_covariance_square_root_and_samples():
     np.testing.assert_allclose(np.cov(s.T), B, atol=0.06)
 
 
+def _ring_problem(xb, y, mask, sigma=1.0):
+    """An AnalysisProblem on a ring of len(xb[0]) points observing the masked variables."""
+    E, n = np.shape(mask)
+    g = Geometry(kind=RING, shape=(n,), length=(float(n),), axes=("i",), units="grid points")
+    m = torch.as_tensor(mask)
+    obs = Observations(values=torch.where(m, torch.as_tensor(np.nan_to_num(y)), 0.0),
+                       sigma=torch.full((E, n), float(sigma), dtype=torch.float64),
+                       positions=torch.arange(n, dtype=torch.float64).expand(E, n).unsqueeze(-1), valid=m)
+    return AnalysisProblem(background=torch.as_tensor(np.asarray(xb, dtype=np.float64)), obs=obs,
+                           H=ObservationOperator(FieldMap(g)), geometry=g, var="x", batch_dims=("b",),
+                           batch_shape=(E,))
+
+
 def test_var3d_cg_equals_kalman_update_per_experiment():
     rng = np.random.default_rng(1)
     n, E = 10, 4
@@ -82,8 +97,8 @@ def test_var3d_cg_equals_kalman_update_per_experiment():
     xb, y = rng.standard_normal((E, n)), rng.standard_normal((E, n))
     mask = rng.random((E, n)) < 0.6
     scale = np.array([0.5, 1.0, 2.0, 0.1])
-    xa, _ = var3d_analysis(torch.as_tensor(xb), torch.as_tensor(np.where(mask, y, 0.0)),
-                           torch.as_tensor(mask / 1.0), StateCovariance(B), torch.as_tensor(scale), tol=1e-12)
+    prob = _ring_problem(xb, y, mask)
+    xa, _ = var3d_analysis(prob, StateCovariance(B), torch.as_tensor(scale), prob.obs.rinv(), tol=1e-12)
     for e in range(E):
         ref, _ = _kalman(xb[e], y[e], mask[e], scale[e] * B)
         np.testing.assert_allclose(xa[e].numpy(), ref, atol=1e-9)
@@ -111,7 +126,8 @@ def test_etkf_matches_kalman_filter_of_the_ensemble_and_keeps_the_mean():
     y = rng.standard_normal((1, n))
     mask = np.array([[True, False, True, True, False, True]])
     infl = 1.1
-    Xa = etkf_analysis(torch.as_tensor(X), torch.as_tensor(np.where(mask, y, 0.0)), torch.as_tensor(mask * 1.0),
+    prob = _ring_problem(X.mean(1), y, mask)
+    Xa = etkf_analysis(torch.as_tensor(X), prob.obs.filled(), prob.obs.rinv(), prob.H,
                        torch.tensor([infl], dtype=torch.float64)).numpy()[0]
     Pb = infl**2 * np.cov(X[0].T)
     mean, Pa = _kalman(X[0].mean(0), y[0], mask[0], Pb)
@@ -123,11 +139,13 @@ def test_letkf_without_localisation_is_the_etkf():
     rng = np.random.default_rng(3)
     B, M, n = 3, 7, 12
     X = torch.as_tensor(rng.standard_normal((B, M, n)))
-    y = torch.as_tensor(rng.standard_normal((B, n)))
-    rinv = torch.as_tensor((rng.random((B, n)) < 0.5) * 1.0)
+    mask = rng.random((B, n)) < 0.5
+    prob = _ring_problem(X.mean(1).numpy(), rng.standard_normal((B, n)), mask)
+    rinv = prob.obs.rinv()
     infl = torch.full((B,), 1.05, dtype=torch.float64)
-    loc = torch.ones(B, n, n, dtype=torch.float64)
-    torch.testing.assert_close(letkf_analysis(X, y * rinv, rinv, infl, loc), etkf_analysis(X, y * rinv, rinv, infl))
+    huge = torch.full((B,), 1e9, dtype=torch.float64)  # the taper is 1 at every distance
+    torch.testing.assert_close(letkf_analysis(prob, X, infl, huge, rinv),
+                               etkf_analysis(X, prob.obs.filled(), rinv, prob.H, infl))
 
 
 def test_gaspari_cohn_values():
@@ -147,9 +165,9 @@ def test_cold_start_ensemble_is_centred_on_the_climatological_oi_analysis():
     B = _spd(n, rng)
     mask = np.array([[True, True, False, True, False, True, True, False]])
     y = rng.standard_normal((1, n))
-    case = xr.Dataset({"background": (("b", "i"), np.zeros((1, n))), "y": (("b", "i"), np.where(mask, y, np.nan)),
-                       "obs_mask": (("b", "i"), mask), "sigma": ((), 1.0)})
-    X = cold_start(read_case(case, ("i",)), 4000, StateCovariance(B), seed=0).numpy()[0]
+    prob = _ring_problem(np.zeros((1, n)), y, mask)
+    X = posterior_draws(prob.background, prob.obs.filled(), prob.obs.rinv(), prob.H, StateCovariance(B), 4000,
+                        seed=0).numpy()[0]
     mean, Pa = _kalman(np.zeros(n), y[0], mask[0], B)
     np.testing.assert_allclose(X.mean(0), mean, atol=1e-10)
     np.testing.assert_allclose(np.cov(X.T), Pa, atol=0.08)
@@ -158,27 +176,30 @@ def test_cold_start_ensemble_is_centred_on_the_climatological_oi_analysis():
 # -- the cycling harness ----------------------------------------------------------------
 
 
-def _toy_problem(E=3, n=5, K=6, truth=None):
-    b0 = xr.DataArray(np.zeros((E, n)), dims=("exp", "i"))
+def _toy_experiment(E=3, n=5, K=6, truth=None):
+    g = Geometry(kind=RING, shape=(n,), length=(float(n),), axes=("i",), units="grid points")
 
-    def make_case(k, background):
-        return xr.Dataset({"background": background}, coords={"cycle": k})
+    def make_problem(k, background, trials=None):
+        return AnalysisProblem(background=background, obs=None, H=None, geometry=g, var="x", batch_dims=("exp",),
+                               batch_shape=(E,), cycle=k)
 
-    return cycling.CyclingProblem(background0=b0, make_case=make_case, forecast=lambda x: 2.0 * x + 1.0,
-                                  n_cycles=K, state_dims=("i",), truth=truth)
+    return cycling.CyclingExperiment(background0=torch.zeros(E, n, dtype=torch.float64), make_problem=make_problem,
+                                     forecast=lambda x: 2.0 * x + 1.0, n_cycles=K, exp_dims=("exp",), exp_shape=(E,),
+                                     state_dims=("i",), truth=truth,
+                                     error=None if truth is None else W.rmse_per_case)
 
 
 def test_harness_forecasts_every_analysis_and_every_member():
     seen = []
 
-    def predict(case):
-        seen.append(case.background.values.copy())
-        xb = case.background
-        if "member" not in xb.dims:
-            xb = xb.expand_dims(member=4).copy()
-        return xr.Dataset({"x": xb + 0.5})
+    def predict(problem):
+        xb = problem.background
+        seen.append(xb.numpy().copy())
+        if not problem.ensemble:
+            xb = xb.unsqueeze(1).expand(-1, 4, -1)
+        return problem.result(xb + 0.5)
 
-    out = cycling.run(predict, _toy_problem())
+    out = cycling.run(predict, _toy_experiment())
     x = out.x.values  # (exp, time, member, i)
     assert x.shape == (3, 6, 4, 5) and out.x.dtype == np.float32
     for k in range(1, 6):
@@ -187,48 +208,46 @@ def test_harness_forecasts_every_analysis_and_every_member():
 
 
 def test_harness_restarts_a_blown_up_experiment_only():
-    def predict(case):
-        x = case.background.copy()
-        if int(case.cycle) == 2:
+    def predict(problem):
+        x = problem.background.clone()
+        if problem.cycle == 2:
             x[1] = np.nan
-        return xr.Dataset({"x": x})
+        return problem.result(x)
 
-    out = cycling.run(predict, _toy_problem(truth=lambda k: xr.DataArray(np.zeros((3, 5)), dims=("exp", "i"))))
+    out = cycling.run(predict, _toy_experiment(truth=lambda k: torch.zeros(3, 5, dtype=torch.float64)))
     assert out.restarted.values.sum() == 1 and bool(out.restarted[1, 2])
     assert np.isfinite(out.x.values).all() and (out.x.values[1, 2] == 0).all()
-    assert out.rmse.shape == (3, 6)
+    assert out.error.shape == (3, 6)
 
 
 def test_harness_rejects_a_malformed_analysis():
+    import xarray as xr
+
     with pytest.raises(ValueError, match="dims"):
-        cycling.run(lambda case: xr.Dataset({"x": case.background.rename(i="j")}), _toy_problem())
+        cycling.run(lambda p: xr.Dataset({"x": p.result(p.background).x.rename(i="j")}), _toy_experiment())
 
 
 def test_divergence_and_blocks():
     r = np.ones((2, 100))
     r[1, 40:] = 10.0
-    first = cycling.divergence_cycles(r, threshold=3.0, window=5)
+    first = metrics.divergence_cycles(r, threshold=3.0, window=5)
     assert first[0] == 100 and 40 <= first[1] <= 45
-    blocks = cycling.time_blocks(100, 20, 25)
+    restarted = np.zeros((2, 100), dtype=bool)
+    restarted[0, 70] = True  # a restart counts as diverged
+    assert metrics.divergence_cycles(r, 3.0, 5, restarted)[0] == 70
+    blocks = metrics.time_blocks(100, 20, 25)
     assert [(b.start, b.stop) for b in blocks] == [(20, 46), (46, 72), (72, 98)]
 
 
 # -- challenges and methods on the tiny dataset ---------------------------------------
 
 
-def _run(challenge, method_cls, root, **attrs):
-    train, val = challenge.train_val("tiny", root)
-    m = method_cls(challenge=challenge, size="tiny", seed=0, device="cpu")
-    for k, v in attrs.items():
-        setattr(m, k, v)
-    m.fit(train, val)
+def _run(challenge, method_cls, root, **params):
+    m = method_cls(config=method_cls.make_config(params), seed=0, device="cpu", progress=False)
+    m.fit(challenge.split("tiny", "train", root), challenge.split("tiny", "val", root))
     pred = challenge.run(m, "tiny", root)
-    tmpl = challenge.template("tiny", root)
-    if "member" in pred.x.dims:  # ensembles: the mean must be template-shaped; members are scored too
-        check(pred.mean("member"), tmpl)
-        pred = pred.assign_coords({k: tmpl[k] for k in tmpl.dims})
-    else:
-        pred = check(pred, tmpl)
+    pred = check(pred, challenge.template("tiny", root), optional_dims=challenge.optional_dims,
+                 optional_vars=challenge.optional_vars)
     return m, {k: s.value for k, s in challenge.score(pred, "tiny", root).items()}
 
 
@@ -255,6 +274,7 @@ def test_l96_da_methods(root):
     m, v = _run(ch, Var3D, root)
     assert v["gain"] > 0.05 and v["rmse_obs100"] < v["rmse_obs10"] < bg["rmse"]
     assert 0.25 <= m.scale <= 4.0 and "background errors" in m.describe()["B"]
+    assert m.tuning["mode"] == "batched" and len(m.tuning["trials"]) == 9
     _, c = _run(ch, Climatology, root)
     assert 3.2 < c["rmse"] < 4.0 and abs(c["mu"]) < 0.05
     _, p = _run(ch, Persistence, root)
@@ -283,7 +303,7 @@ def test_l96_cycle_floors(root):
     assert 0.9 < p["rmse"] < 1.1 and p["divergence"] == 0  # every variable observed: the obs themselves
     _, b = _run(ch, Background, root)
     assert b["rmse"] > 4.0 and b["divergence"] == 1  # free run from the cold start
-    _, o = _run(ch, OI, root)
+    _, o = _run(ch, ClimOI, root)
     assert 0.85 < o["rmse"] < 1.05  # climatological OI, Sakov & Oke (2008): 0.95
 
 
@@ -292,13 +312,13 @@ def test_l96_cycle_3dvar_and_enkf_reach_literature_levels(root):
     m, v = _run(ch, Var3D, root)
     assert 0.35 < v["rmse"] < 0.55 and v["divergence"] == 0  # Sakov & Oke setup: 0.41
     assert 0.005 < m.scale < 0.2
-    m, e = _run(ch, EnKF, root, grid=np.array([1.02, 1.04]))
+    m, e = _run(ch, EnKF, root, inflation_grid=(1.02, 1.04))
     assert 0.12 < e["rmse"] < 0.26 and e["divergence"] == 0  # ETKF N=24: 0.18
     assert 0.7 < e["spread_skill"] < 1.5 and e["crps"] < v["crps"]
 
 
 def test_l96_cycle_letkf_and_sparse_moving_network(root):
-    _, v = _run(L96Cycle(), LETKF, root, inflation_grid=np.array([1.04]), radius_grid=np.array([4.0]))
+    _, v = _run(L96Cycle(), LETKF, root, inflation_grid=(1.04,), radius_grid=(4.0,))
     assert 0.14 < v["rmse"] < 0.32 and v["divergence"] == 0  # LETKF N=8: ~0.2
     ch = L96Cycle(obs_fraction=0.5, network="moving")
     mask = ch.split_data("tiny", "test", root).obs_mask.values

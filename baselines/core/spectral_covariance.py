@@ -1,13 +1,14 @@
-"""Static background-error statistics of the QG world, homogeneous and isotropic.
+"""Homogeneous, isotropic covariances on doubly periodic grids, diagonal in Fourier space.
 
-``SpectralCovariance`` is the QG counterpart of ``baselines.covariance.StateCovariance``
+``SpectralCovariance`` is the periodic-grid counterpart of ``baselines.core.covariance.StateCovariance``
 with the same interface (``sqrt_apply``, ``sqrt_apply_T``, ``apply``, ``sample``,
 ``variance``) on flattened states ``(..., 2 * ny * nx)`` (layer, y, x in C order).
 On a doubly periodic grid a homogeneous covariance is diagonal in Fourier space;
 here it is also isotropic (it depends on |k| only, averaged over rings of integer
-|k| in units of 2 pi / L) and multivariate between the two layers: one real
-symmetric 2x2 matrix P(|k|) per ring, so an SSH observation (upper-layer
-streamfunction) updates both layers' PV.
+|k| in units of 2 pi / L) and multivariate between the levels of the state: one
+real symmetric matrix P(|k|) (levels x levels) per ring, so an observation of a
+derived field (e.g. SSH, the upper-layer streamfunction of a two-layer state)
+updates every level.
 
 Normalisation: with ``e_hat = rfft2(e)`` (numpy/torch default, unnormalised) and
 N = nx ny grid points, ``P(k) = E[e_hat e_hat^H] / N`` is the Fourier transform of
@@ -16,17 +17,18 @@ the covariance function, ``B x = irfft2(P rfft2(x))`` and
 ring), so white noise v ~ N(0, I) gives a field with covariance B. S is real and
 even in k, so ``B^{1/2}`` is self-adjoint: ``sqrt_apply_T = sqrt_apply``.
 
-Samples: ``forecast_errors`` (LR forecast from the coarse-grained training truth
-minus the truth ``lead_hours`` later: the background error of ``qg-da``, pure
-model error) or ``anomalies`` (training states minus their time mean: the
-climatological covariance).
+Observed fields: with the spectral transfer t_l(k) of a ``FieldMap`` (the
+observed field f = irfft2(sum_l t_l rfft2(x_l))), ``field_gain``,
+``field_variance`` and ``field_regression`` give B^{1/2} composed with the map,
+the field's pointwise variance under B, and the minimum-B-norm state increment
+with a given field increment.
 """
 from __future__ import annotations
 
+import lazy_loader as lazy
 import numpy as np
-import torch
 
-from challenges import qg_common as Q
+torch = lazy.load("torch")
 
 
 def ring_index(ny: int, nx: int) -> np.ndarray:
@@ -126,17 +128,17 @@ class SpectralCovariance:
         z = torch.randn((k, self.nz, self.ny, self.nx), generator=generator, dtype=torch.float64)
         return self.sqrt_apply(z.to(self.device))
 
-    # -- SSH-related operators ---------------------------------------------------------------
-    def ssh_gain(self, transfer: torch.Tensor) -> torch.Tensor:
-        """g_l(k) = sum_m S_lm t_m: rfft2(SSH of B^{1/2} v) = sum_l g_l rfft2(v_l); (nz, ny, nk)."""
+    # -- operators of an observed field ---------------------------------------------------------------
+    def field_gain(self, transfer: torch.Tensor) -> torch.Tensor:
+        """g_l(k) = sum_m S_lm t_m: rfft2(field of B^{1/2} v) = sum_l g_l rfft2(v_l); (nz, ny, nk)."""
         t = transfer.to(self._S)
         return self.scale ** 0.5 * torch.einsum("abkl,bkl->akl", self._S, t)
 
-    def ssh_regression(self, transfer: torch.Tensor) -> torch.Tensor:
-        """r_l(k) = (P t)_l / (t^T P t): the PV increment per unit SSH increment, (nz, ny, nk).
+    def field_regression(self, transfer: torch.Tensor) -> torch.Tensor:
+        """r_l(k) = (P t)_l / (t^T P t): the state increment per unit field increment, (nz, ny, nk).
 
-        Multiplying an SSH increment's spectrum by r_l gives the layer-l PV increment
-        of minimum B-norm that has exactly that SSH (the balanced, B-regressed update).
+        Multiplying a field increment's spectrum by r_l gives the level-l state increment
+        of minimum B-norm that has exactly that field (the balanced, B-regressed update).
         """
         t = transfer.to(self._P)
         Pt = torch.einsum("abkl,bkl->akl", self._P, t)
@@ -144,41 +146,9 @@ class SpectralCovariance:
         ok = tPt > tPt.max() * 1e-14
         return torch.where(ok, Pt / torch.where(ok, tPt, torch.ones_like(tPt)), torch.zeros_like(Pt))
 
-    def ssh_variance(self, transfer: torch.Tensor) -> float:
-        """Pointwise variance of SSH under B (m^2)."""
+    def field_variance(self, transfer: torch.Tensor) -> float:
+        """Pointwise variance of the field under B."""
         t = transfer.to(self._P)
         tPt = (t * torch.einsum("abkl,bkl->akl", self._P, t)).sum(0)
         w = torch.as_tensor(rfft_weights(self.ny, self.nx), device=tPt.device)
         return float(self.scale * (tPt * w).sum() / (self.nx * self.ny))
-
-
-# -- samples from the training split -----------------------------------------------------------
-
-
-def forecast_errors(train, size: str, lead_hours: float, stride_days: int = 3, max_samples: int = 600,
-                    device="cpu") -> np.ndarray:
-    """LR forecast minus truth ``lead_hours`` after starting from the coarse-grained truth, (n, 2, ny, nx).
-
-    Start days every ``stride_days`` of every training trajectory (at most ``max_samples``).
-    """
-    q = train["q"].transpose("traj", "time", "lev", "y", "x")
-    nt = q.sizes["time"]
-    lead_days = int(round(lead_hours / 24))
-    starts = np.arange(0, nt - lead_days, stride_days)
-    n_traj = q.sizes["traj"]
-    if len(starts) * n_traj > max_samples:
-        starts = starts[np.linspace(0, len(starts) - 1, max(1, max_samples // n_traj)).round().astype(int)]
-    qv = q.values.astype(np.float64)
-    q0 = torch.as_tensor(qv[:, starts].reshape(-1, *qv.shape[2:]), device=device)
-    truth = qv[:, starts + lead_days].reshape(-1, *qv.shape[2:])
-    model = Q.lr_model(size, device)
-    with torch.no_grad():
-        fc = Q.forecast(model, q0, lead_hours).cpu().numpy()
-    return fc - truth
-
-
-def anomalies(train, stride_days: int = 1) -> np.ndarray:
-    """Training states minus their time (and trajectory) mean, (n, 2, ny, nx)."""
-    q = train["q"].transpose("traj", "time", "lev", "y", "x").values.astype(np.float64)[:, ::stride_days]
-    q = q - q.mean((0, 1), keepdims=True)
-    return q.reshape(-1, *q.shape[2:])

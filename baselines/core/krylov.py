@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import torch
+import lazy_loader as lazy
+
+torch = lazy.load("torch")
 
 
 def cg(matvec: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, tol: float = 1e-8,

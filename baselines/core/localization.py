@@ -9,7 +9,9 @@ beyond ``2 c``. Radii are quoted as in Sakov's and DAPPER's codes: the
 """
 from __future__ import annotations
 
-import torch
+import lazy_loader as lazy
+
+torch = lazy.load("torch")
 
 #: c / r, where GC(r; c) = exp(-1/2): root of 1 - 5/3 x² + 5/8 x³ + 1/2 x⁴ - 1/4 x⁵ = e^{-1/2}, x = r / c
 GC_HALF_WIDTH_PER_RADIUS = 1.0 / 0.5751792193905233

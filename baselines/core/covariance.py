@@ -9,15 +9,16 @@ Variational and ensemble methods use B only through
 
 States are flattened to vectors of length ``n`` (for a gridded world, the
 grid in C order). ``StateCovariance`` is a dense state-space matrix, right
-for small worlds such as Lorenz-96 (n = 40). A homogeneous, isotropic
-covariance on a periodic grid (QG) is diagonal in Fourier space and can be
-added as another class with the same four methods (``sqrt_apply`` = inverse
-FFT of ``sqrt(spectrum) * v``), without touching the methods that use B.
+for small states (Lorenz-96, n = 40). A homogeneous, isotropic covariance on a
+periodic 2-D grid is ``baselines.core.spectral_covariance.SpectralCovariance``,
+with the same methods.
 """
 from __future__ import annotations
 
+import lazy_loader as lazy
 import numpy as np
-import torch
+
+torch = lazy.load("torch")
 
 
 class StateCovariance:

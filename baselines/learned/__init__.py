@@ -1,0 +1,1 @@
+"""Learned data-assimilation baselines: neural networks trained on OSSE cases."""

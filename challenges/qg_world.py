@@ -1,0 +1,158 @@
+"""What the QG challenges share about the world: geometry, the LR model, the observed SSH, balance.
+
+* geometry of the LR grid (cell centres in km, pyqg's grid; two layers ``lev``);
+* the LR forecast model (``data_scripts.make_qg.models(cfg)[1]``: pyqg eddy
+  parameters, no subgrid closure, dt = 1 h): the imperfect "operational" model;
+* sea-surface height eta = (f0/g) psi1 of the LR state (``ssh_of_q``, what is
+  scored), and the field the observations see (``obs_field_map``): the SSH of
+  the HR field at the scales the LR grid resolves, i.e. the LR SSH with the
+  coarse-graining filter undone; the observation operator H samples it exactly
+  at the positions (``data_scripts.obs.TrigInterpolator``);
+* the coarse-graining filter on LR maps (``coarse_filter``): the truth is the
+  filtered HR field, so the best estimate of it is the filtered estimate of the
+  field the observations sample;
+* the streamfunction as a smooth analysis variable (``streamfunction``).
+
+Units: x, y in km, time in days, SSH in m, q in 1/s.
+"""
+from __future__ import annotations
+
+import functools
+
+import lazy_loader as lazy
+import numpy as np
+
+from .geometry import PERIODIC2D, Geometry
+
+torch = lazy.load("torch")
+
+HOUR = 3600.0
+
+
+def config(size: str) -> dict:
+    from data_scripts.config import get_config
+
+    return get_config("qg", size)
+
+
+def ssh_per_psi() -> float:
+    """eta = (f0/g) psi1 (s/m)."""
+    from data_scripts.config import F0, GRAVITY
+
+    return F0 / GRAVITY
+
+
+@functools.lru_cache(maxsize=8)
+def _lr_model_cached(size: str, device: str):
+    from data_scripts.make_qg import models
+
+    return models(config(size), device=device)[1]
+
+
+def lr_model(size: str, device="cpu"):
+    """The LR forecast model (float64) of ``size``."""
+    return _lr_model_cached(size, str(device))
+
+
+def lr_nx(size: str) -> int:
+    return int(config(size)["nx_lr"])
+
+
+def domain_km(size: str) -> float:
+    from data_scripts.make_qg import regime
+
+    return regime(config(size))["L"] / 1e3
+
+
+@functools.lru_cache(maxsize=8)
+def geometry(size: str) -> Geometry:
+    n, L = lr_nx(size), domain_km(size)
+    return Geometry(kind=PERIODIC2D, shape=(n, n), length=(L, L), axes=("y", "x"), units="km", level_dim="lev",
+                    n_levels=2)
+
+
+def grid_km(size: str) -> np.ndarray:
+    """LR cell centres (km), the same for x and y."""
+    return geometry(size).axis_coords(0)
+
+
+def forecast(model, q, hours: float):
+    """``q`` (..., 2, ny, nx) advanced by ``hours`` with the LR model (one fresh AB3 start)."""
+    n = int(round(hours * HOUR / model.dt))
+    if n == 0:
+        return q.clone()
+    with torch.no_grad():
+        return model.step(q, n)
+
+
+def ssh_of_q(model, q):
+    """SSH (m), (..., ny, nx), of LR PV q (..., 2, ny, nx): (f0/g) psi1 from the LR inversion."""
+    return ssh_per_psi() * model.invert(q)[..., 0, :, :]
+
+
+def ssh_of_q_np(size: str, q: np.ndarray) -> np.ndarray:
+    """``ssh_of_q`` for numpy input (any leading dims), float64."""
+    t = torch.as_tensor(np.asarray(q, dtype=np.float64))
+    return ssh_of_q(lr_model(size), t).numpy()
+
+
+def filter_gain_lr(nx: int):
+    """(ny, nx//2+1) transfer of the coarse-graining filter on the LR grid, 0 on the LR Nyquist row and column."""
+    from data_scripts.coarsen import filter_gain
+
+    g = filter_gain(nx).to(torch.float64).clone()
+    g[nx // 2, :] = 0.0
+    g[:, -1] = 0.0
+    return g
+
+
+def ssh_transfer(size: str, defilter: bool = True, device="cpu"):
+    """(2, ny, nx//2+1) real multipliers t_l(k): rfft2(eta) = sum_l t_l(k) rfft2(q_l).
+
+    ``defilter``: of the SSH the observations see at the resolved scales (the LR field divided
+    by the filter's transfer; 0 on the LR Nyquist modes, which the coarse-graining removes),
+    else of the LR state's own SSH.
+    """
+    m = lr_model(size)
+    t = ssh_per_psi() * m.a[0].to(torch.float64)
+    if defilter:
+        g = filter_gain_lr(m.nx)
+        t = t * torch.where(g > 0, 1.0 / torch.where(g > 0, g, torch.ones_like(g)), torch.zeros_like(g))
+    return t.to(device)
+
+
+def obs_field_map(size: str, device="cpu"):
+    """The field the SSH observations sample, as a linear map of the LR state (``FieldMap``)."""
+    from .problems import FieldMap
+
+    return FieldMap(geometry(size), ssh_transfer(size, True, device), "ssh")
+
+
+def coarse_filter(f: np.ndarray) -> np.ndarray:
+    """The challenge's coarse-graining filter (Gaussian, LR Nyquist removed) applied to LR grid fields."""
+    n = f.shape[-1]
+    g = filter_gain_lr(n).numpy()
+    return np.fft.irfft2(np.fft.rfft2(f) * g, s=f.shape[-2:])
+
+
+class Streamfunction:
+    """The streamfunction as an analysis variable: psi = invert(q) and back, both linear.
+
+    ``inverse(psi, reference)``: q1 = lap psi1 + F1 (psi2 - psi1), q2 = lap psi2 + F2 (psi1 - psi2),
+    with the domain-mean PV (invisible to psi) taken from ``reference``.
+    """
+
+    def __init__(self, size: str, device="cpu"):
+        self.model = lr_model(size, device)
+
+    def forward(self, q):
+        return self.model.invert(q)
+
+    def inverse(self, psi, reference):
+        m = self.model
+        ph = torch.fft.rfft2(psi)
+        k2 = m.wv2.to(ph.real.dtype)
+        q1 = -k2 * ph[..., 0, :, :] + m.F1 * (ph[..., 1, :, :] - ph[..., 0, :, :])
+        q2 = -k2 * ph[..., 1, :, :] + m.F2 * (ph[..., 0, :, :] - ph[..., 1, :, :])
+        q = torch.fft.irfft2(torch.stack([q1, q2], -3), s=psi.shape[-2:])
+        return q - q.mean((-2, -1), keepdim=True) + reference.mean((-2, -1), keepdim=True)
