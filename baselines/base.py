@@ -79,6 +79,9 @@ class Method:
         self.progress = progress
         #: filled by ``fit``: how the tuned parameters were chosen (``baselines.core.tuning``)
         self.tuning: dict = {}
+        #: set by the harness: where to keep checkpoints and logs ("workdir"), the dataset's fingerprint,
+        #: the challenge and size (identifiers for caching; an algorithm never branches on them)
+        self.context: dict = {}
 
     @classmethod
     def make_config(cls, params: dict) -> Config:

@@ -18,6 +18,9 @@ def add_parsers(sub) -> None:
     r.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
     r.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default 1: fastest for these sizes on a shared machine; recorded)")
+    r.add_argument("--devices", type=int, default=None,
+                   help="learned methods: train on N processes (CPU) or GPUs with Lightning DDP")
+    r.add_argument("--retrain", action="store_true", help="learned methods: train even if a matching checkpoint exists")
     r.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="set a method setting (its Config field; repeatable), e.g. --param members=16")
     r.add_argument("--quiet", action="store_true")
@@ -90,6 +93,15 @@ def _params(items: list[str]) -> dict:
     return out
 
 
+def _run_params(args) -> dict:
+    params = _params(args.param)
+    if args.devices is not None:
+        params["devices"] = str(args.devices)
+    if args.retrain:
+        params["retrain"] = "true"
+    return params
+
+
 def _threads(n: int) -> None:
     if n < 1:
         raise UserError(f"--threads must be at least 1, got {n}")
@@ -106,7 +118,7 @@ def dispatch(args) -> int:
         device = _device(args.device)
         _threads(args.threads)
         res = run(args.challenge, args.method, _size(args.size), seed=args.seed, results_dir=args.results,
-                  root=args.root, device=device, progress=not args.quiet, params=_params(args.param))
+                  root=args.root, device=device, progress=not args.quiet, params=_run_params(args))
         print(format_scores(res))
         return 0
     if cmd == "score":

@@ -42,6 +42,8 @@ METHODS = {
     "letkf": "baselines.letkf:LETKF",
     "oi": "baselines.oi:OI",
     "clim-oi": "baselines.clim_oi:ClimOI",
+    "ae": "baselines.ae:AE",
+    "gnn": "baselines.gnn:GNN",
     "interp": "baselines.interp:Interp",
 }
 

@@ -84,6 +84,10 @@ def run(challenge_name: str, method_name: str, size: str = "small", seed: int = 
     torch.manual_seed(seed)
     data_dir = ensure_data(challenge, size, root, progress)
     method = get_method(method_name, challenge, params, seed=seed, device=device, progress=progress)
+    from data_scripts.manifest import fingerprint
+
+    method.context = {"workdir": RUNS / challenge.name / size / method_name, "data_fingerprint": fingerprint(data_dir),
+                      "challenge": challenge.name, "size": size}
     train, val = challenge.split(size, "train", root), challenge.split(size, "val", root)
     t0 = time.perf_counter()
     method.fit(train, val)

@@ -282,8 +282,8 @@ class L96CyclingSplit(Split):
         ds.attrs.update(split=self.name, background=f"one-cycle L96 forecast of truth + N(0, {self.pair_sigma0}^2)")
         return ds
 
-    def problem(self, samples):
-        return W.problem_from_dataset(samples.drop_vars("target", errors="ignore"))
+    def problem(self, samples, device="cpu"):
+        return W.problem_from_dataset(samples.drop_vars("target", errors="ignore"), device=device)
 
 
 #: the registered cycling variants: all variables observed; every other variable (fixed); half of

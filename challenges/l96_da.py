@@ -250,5 +250,5 @@ class L96OneStepSplit(Split):
         d = self._data()
         return d.rename(case="sample", x_true="target")
 
-    def problem(self, samples):
-        return W.problem_from_dataset(samples.drop_vars("target", errors="ignore"))
+    def problem(self, samples, device="cpu"):
+        return W.problem_from_dataset(samples.drop_vars("target", errors="ignore"), device=device)

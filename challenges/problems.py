@@ -219,12 +219,58 @@ class MappingProblem:
     smoothing: Callable | None = None
     attrs: dict = field(default_factory=dict)
 
+    def windows(self, half_window: float, device=None) -> WindowProblem:
+        """One window per output day: the observations within +-``half_window`` days, times relative to the day."""
+        o = self.obs
+        t = o.times[0]
+        days = torch.as_tensor(self.times, dtype=t.dtype, device=t.device)
+        order = torch.argsort(t)
+        t_sorted = t[order]
+        lo = torch.searchsorted(t_sorted, days - half_window - 1e-9)
+        hi = torch.searchsorted(t_sorted, days + half_window + 1e-9, right=True)
+        P = max(1, int((hi - lo).max()))
+        ar = torch.arange(P, device=t.device)
+        rows = (lo[:, None] + ar[None, :]).clamp_max(len(t) - 1)
+        valid = ar[None, :] < (hi - lo)[:, None]
+        idx = order[rows]
+
+        def take(a):
+            return a[0][idx]
+
+        obs = Observations(values=take(o.values), sigma=take(o.sigma), positions=o.positions[0][idx],
+                           valid=valid & take(o.valid), sigma_repr=o.sigma_repr, times=take(o.times) - days[:, None])
+        if device is not None:
+            obs = replace(obs, **{k: getattr(obs, k).to(device) for k in ("values", "sigma", "positions", "valid", "times")})
+        return WindowProblem(obs=obs, geometry=self.geometry, var=self.var, half_window=float(half_window))
+
     def result(self, maps) -> xr.Dataset:
         """The prediction Dataset of maps (len(times), *grid_shape)."""
         arr = maps.detach().cpu().numpy() if torch.is_tensor(maps) else np.asarray(maps)
         dims = ("time", *self.geometry.axes)
         return xr.Dataset({self.var: (dims, arr.astype(np.float64))},
                           coords={d: c for d, c in self.coords.items() if d in dims})
+
+
+@dataclass(frozen=True)
+class WindowProblem:
+    """Observations around each of B days -> the map of each day (learned mapping; one training sample each).
+
+    ``obs`` (B, P): positions, values, sigma, ``valid`` (padding) and ``times`` relative to the
+    map's day, within +-``half_window`` days.
+    """
+
+    obs: Observations
+    geometry: Geometry
+    var: str
+    half_window: float
+
+    @property
+    def B(self) -> int:
+        return self.obs.B
+
+    @property
+    def device(self):
+        return self.obs.values.device
 
 
 # -- what fit() receives ----------------------------------------------------------------------
@@ -271,7 +317,7 @@ class Split:
         """Samples with the inputs of a test case and a ``target`` (see ``Challenge.training_pairs``)."""
         raise NotImplementedError
 
-    def problem(self, samples: xr.Dataset):
+    def problem(self, samples, device="cpu"):
         """The typed problem of a batch of ``training_pairs`` samples (batch dim ``sample``)."""
         raise NotImplementedError
 

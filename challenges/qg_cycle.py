@@ -309,10 +309,10 @@ class QGCyclingSplit(Split):
                         network=NETWORKS[self.challenge.network])
         return ds
 
-    def problem(self, samples):
+    def problem(self, samples, device="cpu"):
         from .qg_base import problem_from_dataset
 
-        return problem_from_dataset(samples.drop_vars("target", errors="ignore"))
+        return problem_from_dataset(samples.drop_vars("target", errors="ignore"), device=device)
 
 
 class QGCycleFixed(QGCycle):

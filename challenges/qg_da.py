@@ -310,9 +310,8 @@ class OneStepSplit(Split):
                         note="obs rows are in the nested subsample order: the first n_obs are this challenge's")
         return ds
 
-    def problem(self, samples):
-        ds = samples.drop_vars("target", errors="ignore")
-        return problem_from_dataset(ds)
+    def problem(self, samples, device="cpu"):
+        return problem_from_dataset(samples.drop_vars("target", errors="ignore"), device=device)
 
 
 class QGDASparse(QGDA):

@@ -229,6 +229,19 @@ class MappingSplit(Split):
                         obs_sigma_repr=ch.sigma_repr(size, self.root))
         return ds
 
+    def problem(self, samples, device="cpu"):
+        """The ``WindowProblem`` of a batch of training pairs (obs times relative to each sample's day)."""
+        from .problems import Observations, WindowProblem
+
+        def t(name, dtype=torch.float64):
+            return torch.as_tensor(np.asarray(samples[name].values), dtype=dtype, device=device)
+
+        obs = Observations(values=t("obs_value"), sigma=t("obs_sigma"),
+                           positions=torch.stack([t("obs_y"), t("obs_x")], -1), valid=t("obs_valid", torch.bool),
+                           sigma_repr=float(samples.attrs.get("obs_sigma_repr", 0.0)), times=t("obs_time"))
+        return WindowProblem(obs=obs, geometry=self.geometry, var="ssh",
+                             half_window=float(samples.attrs.get("half_window_days", self.challenge.pair_half_window)))
+
 
 class QGMapSwath(QGMap):
     name = "qg-map-swath"

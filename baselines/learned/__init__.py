@@ -1,1 +1,51 @@
-"""Learned data-assimilation baselines: neural networks trained on OSSE cases."""
+"""The shared training stack of the learned methods (``ae``, ``gnn``, ``diffda``): data, features, Lightning.
+
+``fit_learned`` trains (or reuses, or loads with ``from_checkpoint``) a method's
+``Learner`` on the challenge's training pairs; ``predict_learned`` applies it
+to a test problem (an ``AnalysisProblem``, or a ``MappingProblem`` cut into one
+window per day).
+"""
+from __future__ import annotations
+
+import lazy_loader as lazy
+
+torch = lazy.load("torch")
+
+
+def fit_learned(method, train, val, make, method_file: str):
+    """(learner, record) of ``method``: see ``baselines.learned.train.fit_or_reuse``."""
+    from .data import PairsDataModule
+    from .train import _sha256, fit_or_reuse
+
+    cfg = method.config
+    if getattr(cfg, "from_checkpoint", None):
+        import json
+        from pathlib import Path
+
+        path = Path(cfg.from_checkpoint)
+        if not path.exists():
+            raise ValueError(f"from_checkpoint: {path} does not exist")
+        saved = torch.load(path, map_location="cpu", weights_only=False)
+        learner = make(saved["norm"])
+        learner.net.load_state_dict(saved["state_dict"])
+        record_path = path.with_name("record.json")
+        record = json.loads(record_path.read_text()) if record_path.exists() else {}
+        record.update(from_checkpoint=str(path), checkpoint_sha256=_sha256(path), reused=True)
+        return learner.to(method.device).eval(), record
+    return fit_or_reuse(method, make, lambda: PairsDataModule(train, val, cfg.batch_size, method.seed, cfg.max_samples),
+                        extra_files=[method_file])
+
+
+def predict_learned(method, problem, days_per_batch: int = 32):
+    """The prediction Dataset of a trained learned method on a test problem."""
+    from dataclasses import replace
+
+    learner = method.learner.to(problem.obs.values.device if hasattr(problem, "obs") else method.device).eval()
+    with torch.no_grad():
+        if not hasattr(problem, "background"):
+            maps = []
+            for start in range(0, len(problem.times), days_per_batch):
+                sub = replace(problem, times=problem.times[start:start + days_per_batch])
+                maps.append(learner.field(sub.windows(method.config.half_window)))
+            return problem.result(torch.cat(maps))
+        return problem.result(learner.analysis(problem))

@@ -1,0 +1,47 @@
+"""How each network reads a problem: the ``Learner`` subclasses of ``ae`` (U-Net) and ``gnn`` (graph network).
+
+Module-level classes, so that Lightning's spawned DDP processes can pickle them.
+"""
+from __future__ import annotations
+
+import torch
+
+from .features import grid_channels, grid_features, obs_features, window_channels, window_obs_features
+from .module import Learner
+from .nets import build_batch
+
+
+class UNetLearner(Learner):
+    """Gridded channels (``features.grid_channels`` / ``window_channels``) through a U-Net."""
+
+    def forward_problem(self, problem):
+        x = grid_channels(problem, self.norm) if hasattr(problem, "background") else window_channels(problem, self.norm)
+        return self.net(x.to(torch.float32))
+
+
+class GraphLearner(Learner):
+    """Observation and grid nodes (``features.obs_features`` / ``grid_features``) through a graph network.
+
+    ``hp``: ``k`` (observations per grid node), ``mesh_levels``, ``edge_scale`` (saved with the weights).
+    """
+
+    hp: dict = {}
+
+    def forward_problem(self, problem):
+        g = problem.geometry
+        err = problem.obs.error_var(self.obs_error)
+        analysis = hasattr(problem, "background")
+        obs = (obs_features if analysis else window_obs_features)(problem, self.norm, err)
+        spacing = torch.as_tensor(g.spacing, dtype=torch.float64, device=problem.device)
+        pos = [(p * spacing).cpu() for p, _ in obs]
+        feats = [f.to(torch.float32) for _, f in obs]
+        grid = (grid_features(problem, self.norm) if analysis
+                else torch.zeros(problem.B, g.n_points, 1, dtype=torch.float64, device=problem.device))
+        batch = build_batch(pos, feats, grid.to(torch.float32), g.shape, g.length, k=self.hp["k"],
+                            mesh_neighbours=8 if g.ndim == 2 else 2, mesh_levels=self.hp["mesh_levels"],
+                            edge_scale=self.hp["edge_scale"]).to(self.device)
+        out = batch.unbatch(self.net(*batch.inputs()))           # (B, N, C)
+        return out.transpose(1, 2).reshape(problem.B, -1, *g.shape)
+
+
+__all__ = ["GraphLearner", "UNetLearner"]
