@@ -44,6 +44,7 @@ METHODS = {
     "clim-oi": "baselines.clim_oi:ClimOI",
     "ae": "baselines.ae:AE",
     "gnn": "baselines.gnn:GNN",
+    "diffda": "baselines.diffda:DiffDA",
     "interp": "baselines.interp:Interp",
 }
 

@@ -282,6 +282,11 @@ class L96CyclingSplit(Split):
         ds.attrs.update(split=self.name, background=f"one-cycle L96 forecast of truth + N(0, {self.pair_sigma0}^2)")
         return ds
 
+    def pairs_key(self) -> dict:
+        ch = self.challenge
+        return {"pairs": "l96 cycling", "split": self.name, "obs_fraction": ch.obs_fraction, "network": ch.network,
+                "sigma0": self.pair_sigma0}
+
     def problem(self, samples, device="cpu"):
         return W.problem_from_dataset(samples.drop_vars("target", errors="ignore"), device=device)
 

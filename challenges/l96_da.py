@@ -250,5 +250,10 @@ class L96OneStepSplit(Split):
         d = self._data()
         return d.rename(case="sample", x_true="target")
 
+    def pairs_key(self) -> dict:
+        ch = self.challenge
+        return {"pairs": "l96 one-step", "split": self.name, "densities": list(ch.densities), "network": ch.network,
+                "sigma0": ch.sigma0, "lead_steps": ch.lead_steps, "stride": ch.stride[self.name]}
+
     def problem(self, samples, device="cpu"):
         return W.problem_from_dataset(samples.drop_vars("target", errors="ignore"), device=device)

@@ -321,6 +321,12 @@ class Split:
         """The typed problem of a batch of ``training_pairs`` samples (batch dim ``sample``)."""
         raise NotImplementedError
 
+    def pairs_key(self) -> dict:
+        """What identifies this split's training pairs: challenges whose pairs are the same (the variants
+        of a density sweep, a forecast challenge sharing its DA cases) give the same key, so a learned
+        model trained for one serves the others."""
+        raise NotImplementedError
+
 
 def trial_dim(n_trials: int | None) -> dict:
     return {} if n_trials is None else {"trial": np.arange(n_trials)}

@@ -298,13 +298,19 @@ class QGCyclingSplit(Split):
         return cycling.trial_losses(predict, ch.experiment(self.size, self.name, self.root), n_trials,
                                     ch.burn_in[self.size], n_cycles=ch.tuning_cycles[self.size])
 
-    def training_pairs(self):
+    def _pairs_split(self):
         from .qg_da import QGDA, OneStepSplit
 
         src = QGDA(self.challenge.fraction)
         src.scenario = self.challenge.network
         src.pair_obs_fraction = self.challenge.fraction if self.challenge.network == "fixed" else 1.0
-        ds = OneStepSplit(src, self.size, self.name, self.root).training_pairs()
+        return OneStepSplit(src, self.size, self.name, self.root)
+
+    def pairs_key(self) -> dict:
+        return self._pairs_split().pairs_key()
+
+    def training_pairs(self):
+        ds = self._pairs_split().training_pairs()
         ds.attrs.update(background="7-day LR forecast from the truth (see challenges/qg_cycle.py)",
                         network=NETWORKS[self.challenge.network])
         return ds

@@ -129,7 +129,8 @@ class QGDA(QGChallenge):
     def analysis_days(self, size: str, split: str = "test") -> np.ndarray:
         n_days = W.config(size)["n_days"]
         lead = int(round(self.lead_hours / 24))
-        return np.arange(lead, n_days - self.tail_days, self.stride[split]).astype(np.float64)
+        tail = self.tail_days if split == "test" else 0  # only test cases are verified after their day
+        return np.arange(lead, n_days - tail, self.stride[split]).astype(np.float64)
 
     def n_obs(self, size: str) -> int:
         return O.n_random(size, self.fraction)
@@ -309,6 +310,12 @@ class OneStepSplit(Split):
                         densities=[O.n_random(size, f) for f in DENSITY_SWEEP],
                         note="obs rows are in the nested subsample order: the first n_obs are this challenge's")
         return ds
+
+    def pairs_key(self) -> dict:
+        ch = self.challenge
+        return {"pairs": "qg one-step", "split": self.name, "lead_hours": ch.lead_hours, "scenario": ch.scenario,
+                "obs_fraction": ch.pair_obs_fraction if ch.scenario == "random" else ch.fraction,
+                "stride": ch.stride[self.name], "densities": list(DENSITY_SWEEP)}
 
     def problem(self, samples, device="cpu"):
         return problem_from_dataset(samples.drop_vars("target", errors="ignore"), device=device)

@@ -229,6 +229,10 @@ class MappingSplit(Split):
                         obs_sigma_repr=ch.sigma_repr(size, self.root))
         return ds
 
+    def pairs_key(self) -> dict:
+        return {"pairs": "qg windows", "split": self.name, "scenario": self.challenge.scenario,
+                "half_window": self.challenge.pair_half_window}
+
     def problem(self, samples, device="cpu"):
         """The ``WindowProblem`` of a batch of training pairs (obs times relative to each sample's day)."""
         from .problems import Observations, WindowProblem

@@ -85,12 +85,19 @@ def test_density_sweep_draws_a_density_per_training_sample(root):
 
     ch = registry.get_challenge("qg-da")
     dm = PairsDataModule(ch.split(SIZE, "train", root), ch.split(SIZE, "val", root), batch_size=32, max_samples=64)
-    assert dm.densities == [13, 51, 256] and dm.val_n_obs == 51
+    assert dm.densities == [13, 51, 256]
     problem, _ = dm.batch(torch.arange(32), "cpu", train=True)
     counts = set(problem.obs.valid.sum(1).tolist())
     assert counts <= {13, 51, 256} and len(counts) > 1
-    problem, _ = dm.batch(torch.arange(8), "cpu", train=False)
-    assert set(problem.obs.valid.sum(1).tolist()) == {51}
+    problem, _ = dm.batch(torch.arange(6), "cpu", train=False)
+    assert problem.obs.valid.sum(1).tolist() == [13, 51, 256, 13, 51, 256]  # the same every epoch
+
+
+def test_the_density_sweep_and_its_forecast_challenge_share_training_pairs(root):
+    keys = {name: registry.get_challenge(name).split(SIZE, "train", root).pairs_key()
+            for name in ("qg-da", "qg-da-sparse", "qg-da-dense", "qg-fc48", "qg-cycle", "qg-cycle-fixed", "qg-da-48h")}
+    assert keys["qg-da"] == keys["qg-da-sparse"] == keys["qg-da-dense"] == keys["qg-fc48"] == keys["qg-cycle"]
+    assert keys["qg-cycle-fixed"] != keys["qg-da"] and keys["qg-da-48h"] != keys["qg-da"]
 
 
 def test_ddp_on_two_cpu_processes_trains_the_same_model(root):

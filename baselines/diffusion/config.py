@@ -104,9 +104,9 @@ class DiffusionParts:
     def denoiser(self, model, cond: Tensor | None = None) -> Denoiser:
         return Denoiser(model, self.parameterization, self.scheduler, cond)
 
-    def inpainting(self, x_tilde: Tensor, hard_mask: Tensor) -> Inpainting:
+    def inpainting(self, x_tilde: Tensor, hard_mask: Tensor, weight: float | Tensor = 1.0) -> Inpainting:
         c = self.config
-        return Inpainting(self.scheduler, x_tilde, hard_mask, c.sigma_g, c.jump_length, c.n_resample)
+        return Inpainting(self.scheduler, x_tilde, hard_mask, c.sigma_g, c.jump_length, c.n_resample, weight=weight)
 
     def guidance(self, obs_op: Callable[[Tensor], Tensor], y: Tensor, R: Tensor | float) -> LikelihoodGuidance:
         """DPS with the absolute scale guidance_scale * mean(R)."""
@@ -123,7 +123,7 @@ class DiffusionParts:
     def sample(self, denoise_fn, shape_or_x, generator: torch.Generator | None = None, *,
                x_tilde: Tensor | None = None, hard_mask: Tensor | None = None,
                obs_op: Callable[[Tensor], Tensor] | None = None, y: Tensor | None = None,
-               R: Tensor | float | None = None) -> SampleOutput:
+               R: Tensor | float | None = None, mask_weight: float | Tensor = 1.0) -> SampleOutput:
         """Sample with the configured conditioning; pass x_tilde and hard_mask for inpainting,
         obs_op, y and R for DPS."""
         mode = self.config.guidance
@@ -136,6 +136,6 @@ class DiffusionParts:
         if "inpainting" in mode:
             if x_tilde is None or hard_mask is None:
                 raise ValueError("inpainting needs x_tilde and hard_mask")
-            return self.inpainting(x_tilde, hard_mask).sample(self.sampler, denoise_fn, shape_or_x,
+            return self.inpainting(x_tilde, hard_mask, mask_weight).sample(self.sampler, denoise_fn, shape_or_x,
                                                               generator=generator, hook=hook)
         return self.sampler.sample(denoise_fn, shape_or_x, None, generator, hook)

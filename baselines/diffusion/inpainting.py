@@ -121,10 +121,13 @@ class Inpainting:
     to run a sampler on the resampling schedule."""
 
     def __init__(self, scheduler: NoiseScheduler, x_tilde: Tensor, hard_mask: Tensor, sigma_g: float = 1.5,
-                 jump_length: int = 10, n_resample: int = 1, generator: torch.Generator | None = None):
+                 jump_length: int = 10, n_resample: int = 1, generator: torch.Generator | None = None,
+                 weight: float | Tensor = 1.0):
         self.scheduler, self.x_tilde = scheduler, x_tilde
         self.sigma_g, self.jump_length, self.n_resample = float(sigma_g), int(jump_length), int(n_resample)
-        self.mask = soft_mask(hard_mask.to(x_tilde.dtype), self.sigma_g)
+        # ``weight`` (<= 1, broadcast over the mask) trusts the known field less than fully, e.g. by the
+        # background's share of the innovation variance when the observations are noisy
+        self.mask = soft_mask(hard_mask.to(x_tilde.dtype), self.sigma_g) * weight
         self.generator = generator
 
     def hook(self, x: Tensor, t_prev: float, t: float, x0_hat: Tensor) -> Tensor:

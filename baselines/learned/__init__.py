@@ -32,6 +32,7 @@ def fit_learned(method, train, val, make, method_file: str):
         record = json.loads(record_path.read_text()) if record_path.exists() else {}
         record.update(from_checkpoint=str(path), checkpoint_sha256=_sha256(path), reused=True)
         return learner.to(method.device).eval(), record
+    method.context = {**method.context, "pairs": {"train": train.pairs_key(), "val": val.pairs_key()}}
     return fit_or_reuse(method, make, lambda: PairsDataModule(train, val, cfg.batch_size, method.seed, cfg.max_samples),
                         extra_files=[method_file])
 

@@ -9,8 +9,8 @@ the target tensor, so training and testing share one feature path.
 Density sweep: where the pairs carry every observation of a day in a nested
 order with the sweep's counts (``attrs["densities"]``), each training sample
 keeps only the first n of them, n drawn per sample from the sweep, so one
-model serves every density of the family (the validation samples keep the
-challenge's own density, ``attrs["n_obs"]``). Draws, shuffling and the
+model serves every density of the family (validation sample i keeps the
+(i mod 3)-th density, the same every epoch). Draws, shuffling and the
 resulting batches are seeded.
 """
 from __future__ import annotations
@@ -47,7 +47,6 @@ class PairsDataModule(pl.LightningDataModule):
         self.val_pairs = _load(val.training_pairs(), max_samples, seed + 1)
         attrs = self.train_pairs.attrs
         self.densities = [int(d) for d in attrs.get("densities", [])]
-        self.val_n_obs = int(self.val_pairs.attrs["n_obs"]) if "n_obs" in self.val_pairs.attrs else None
         self._rng = np.random.default_rng([self.seed, 17])
         self.normaliser = self.fit_normaliser()
 
@@ -80,7 +79,7 @@ class PairsDataModule(pl.LightningDataModule):
 
     def describe(self) -> dict:
         return {"train_samples": int(self.train_pairs.sizes["sample"]), "val_samples": int(self.val_pairs.sizes["sample"]),
-                "density_sweep": self.densities or None, "val_n_obs": self.val_n_obs,
+                "density_sweep": self.densities or None,
                 "pairs": {k: v for k, v in self.train_pairs.attrs.items() if isinstance(v, (str, int, float))}}
 
     def train_dataloader(self):
@@ -102,8 +101,8 @@ class PairsDataModule(pl.LightningDataModule):
         keep = None
         if train and draw and self.densities:
             keep = self._rng.choice(self.densities, size=problem.B)
-        elif not train and self.val_n_obs is not None:
-            keep = np.full(problem.B, self.val_n_obs)
+        elif not train and self.densities:  # the same densities for every validation epoch and challenge
+            keep = np.asarray(self.densities)[np.asarray(indices.cpu()) % len(self.densities)]
         if keep is not None:
             problem = keep_first(problem, keep)
         target = torch.as_tensor(np.asarray(sel["target"].values, np.float64), device=device)

@@ -45,3 +45,33 @@ class GraphLearner(Learner):
 
 
 __all__ = ["GraphLearner", "UNetLearner"]
+
+
+class DiffusionLearner(Learner):
+    """A conditional denoiser of the normalised analysis increment (or, for mapping, an unconditional
+    prior of normalised maps): ``net(cat(x_t, cond), t)`` with ``cond`` the normalised background per
+    level (none for mapping). Trained with ``baselines.diffusion``'s loss on (increment, background)
+    pairs of the train split."""
+
+    parts = None  # ``baselines.diffusion.DiffusionParts``, set by the method
+
+    def condition(self, problem):
+        from .features import level_view
+
+        if not hasattr(problem, "background"):
+            return None
+        g = problem.geometry
+        xb = problem.background.mean(1) if problem.ensemble else problem.background
+        m, s, _ = self.norm.tensors(xb.device, g.n_levels)
+        shape = (1, -1, *[1] * g.ndim)
+        return ((level_view(xb, g) - m.reshape(shape)) / s.reshape(shape)).to(torch.float32)
+
+    def model(self, x, t):
+        return self.net(x.to(torch.float32), t.to(torch.float32))
+
+    def _loss(self, idx, train: bool):
+        problem, truth = self.trainer.datamodule.batch(idx, self.device, train=train)
+        x0 = self.target(problem, truth).to(torch.float32)
+        g = torch.Generator(device="cpu").manual_seed(int(self.global_step) * 2 + (0 if train else 10 ** 9 + int(idx[0])))
+        loss = self.parts.loss(self.model, x0, self.condition(problem), generator=g, stratified=not train)
+        return loss, problem.B

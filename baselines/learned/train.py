@@ -4,7 +4,9 @@
 
 * key = sha256 of the method's name and configuration (``retrain`` aside), the
   source of ``baselines/learned`` and of the method's file, the dataset's
-  fingerprint, the challenge, size, seed and number of devices; the model is
+  fingerprint, the training pairs' identity (``Split.pairs_key`` of train and
+  val: the variants of a density sweep, and a forecast challenge sharing its
+  DA cases, share one model), the size, seed and number of devices; the model is
   saved under ``runs/checkpoints/<key>/`` (``model.pt``: weights, normaliser,
   network settings; ``record.json``: how it was trained) and reused when the key
   matches, unless ``retrain``;
@@ -68,7 +70,7 @@ def checkpoint_key(method, extra_files=()) -> str:
     cfg = {k: v for k, v in asdict(method.config).items() if k != "retrain"}
     ctx = method.context
     blob = json.dumps({"method": method.name, "config": cfg, "code": code_version(extra_files),
-                       "data": ctx.get("data_fingerprint"), "challenge": ctx.get("challenge"), "size": ctx.get("size"),
+                       "data": ctx.get("data_fingerprint"), "pairs": ctx.get("pairs"), "size": ctx.get("size"),
                        "seed": method.seed}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 

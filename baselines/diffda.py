@@ -1,0 +1,262 @@
+"""``diffda``: diffusion-model data assimilation with ensembles (DiffDA, Huang et al. 2024).
+
+The generative model (``baselines.diffusion``, trained with the ``baselines.learned``
+stack): a conditional denoising diffusion model of the analysis increment
+(truth - background), normalised per level with train-split statistics,
+conditioned on the normalised background (its channels are concatenated to
+the noisy sample) with the diffusion time embedded; the denoiser is the ``ae``
+U-Net with circular padding (2-D on periodic grids, 1-D on a ring) and a
+time embedding. For mapping problems, which have no background, it is an
+unconditional prior of the normalised maps.
+
+Observations enter only at sampling (never in training), by RePaint-style
+inpainting as in the paper:
+
+* the hard mask m' counts the observations per grid cell (m'_i = sum_j H_ji
+  for observations of state variables; the cell holding each point otherwise);
+* the known field x_tilde: for observations of state variables, the
+  innovations y - H(xb) at the observed variables; for observations of a
+  derived field at points (SSH), the cell means of the innovations, filled by
+  periodic linear interpolation (``baselines.interp.fill_periodic``) and turned
+  into a state increment by the B-regression of the training increments
+  (``SpectralCovariance.field_regression``); for mapping, the interpolated
+  observations of the map's day;
+* the soft mask m = w blur(m') with a periodic Gaussian of width ``sigma_g``
+  grid cells, clipped to 1, times a weight w (``mask_weight``): the paper
+  copies the observations (w = 1), which with noisy observations puts their
+  noise into the analysis; the default w = 1 - R / var(y - H xb) (the
+  background's share of the innovation variance, measured on the train
+  split) trusts them as a Kalman gain would; at each reverse step the known
+  part, noised to that level, is blended in with weight m; jump length and
+  resampling count are settings.
+
+Likelihood-score guidance (DPS: the gradient of 1/2 |y - H(xb + x0_hat)|²_R
+through the denoiser, with the problem's exact H and R = sigma² + sigma_r²) is
+the alternative (``guidance=dps``) or an addition (``inpainting+dps``); the
+results record which was used.
+
+Ensembles: ``members`` analyses sampled in one batch; the prediction has a
+``member`` dim, scored by its mean (µ, λ, lead gained) and as an ensemble
+(CRPS, spread/skill, rank histogram). In cycling, ``cycle_members=true``
+returns every member (the harness forecasts each; each member is then
+conditioned on the mean of the forecast ensemble: ensemble DA), false only the mean.
+
+Cost: the number of network evaluations per sample and the sampling time
+are recorded. Defaults (``DiffDAConfig``): cosine schedule, v-parameterisation,
+DDIM (eta = 0) with 50 steps and no resampling: 50 network evaluations.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import lazy_loader as lazy
+import numpy as np
+
+from .base import Method, Supports
+from .learned.train import LearnedConfig
+
+torch = lazy.load("torch")
+
+
+@dataclass
+class DiffDAConfig(LearnedConfig):
+    max_epochs: int = 150
+    patience: int = 25
+    max_minutes: float | None = 30.0
+    base_channels: int = 24
+    channel_mults: tuple = (1, 2, 4)
+    blocks_per_level: int = 2
+    embedding_dim: int = 64
+    members: int = 16
+    scheduler: str = "cosine"
+    parameterization: str = "v"
+    weighting: str = "eps-equivalent"
+    sampler: str = "ddim"
+    eta: float = 0.0
+    n_steps: int = 50
+    sigma_g: float = 1.5
+    jump_length: int = 10
+    n_resample: int = 0
+    #: "inpainting" (DiffDA), "dps" (likelihood-score guidance), "inpainting+dps", "none"
+    guidance: str = "inpainting"
+    guidance_scale: float = 0.3
+    #: weight of the known field in the blend: "kalman" (the background's share of the innovation variance,
+    #: 1 - R / var(y - H xb) on the train split: noisy observations are not copied) or a number in (0, 1]
+    mask_weight: str = "kalman"
+    #: cycling: forecast every member (ensemble DA) or only the mean
+    cycle_members: bool = True
+    #: mapping: observations within this many days of a map's day form its known field
+    half_window: float = 1.0
+    from_checkpoint: str | None = None
+
+
+class DiffDA(Method):
+    name = "diffda"
+    summary = "DiffDA: conditional diffusion model of the analysis increment, RePaint inpainting of observations, ensembles"
+    supports = Supports(families=("analysis", "cycling", "forecast", "mapping"))
+    Config = DiffDAConfig
+    reference = "Huang et al. (2024, DiffDA); Lugmayr et al. (2022, RePaint); Chung et al. (2023, DPS)"
+
+    def _parts(self):
+        from .diffusion import DiffusionConfig
+
+        c = self.config
+        return DiffusionConfig(scheduler=c.scheduler, parameterization=c.parameterization, weighting=c.weighting,
+                               sampler=c.sampler, eta=c.eta, n_steps=c.n_steps, sigma_g=c.sigma_g,
+                               jump_length=c.jump_length, n_resample=c.n_resample, guidance=c.guidance,
+                               guidance_scale=c.guidance_scale).build()
+
+    def _make(self, geometry, mapping: bool):
+        from .learned.learners import DiffusionLearner
+        from .learned.nets import UNet
+
+        cfg = self.config
+        levels = 1 if mapping else geometry.n_levels
+        n_in = levels if mapping else 2 * levels
+        parts = self._parts()
+
+        def make(norm):
+            net = UNet(n_in, levels, dim=geometry.ndim, base_channels=cfg.base_channels,
+                       channel_mults=tuple(int(m) for m in cfg.channel_mults), blocks_per_level=cfg.blocks_per_level,
+                       embedding_dim=cfg.embedding_dim)
+            learner = DiffusionLearner(net, norm, geometry, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                       max_epochs=cfg.max_epochs, obs_error=cfg.obs_error)
+            learner.parts = parts
+            return learner
+
+        return make
+
+    def fit(self, train, val) -> None:
+        from .learned import fit_learned
+
+        self.mapping = train.family == "mapping"
+        self.geometry = train.geometry
+        self.learner, self.record = fit_learned(self, train, val, self._make(train.geometry, self.mapping), __file__)
+        self.learner.parts = self._parts()
+        self.regression = None
+        if not self.mapping and train.field_map.transfer is not None:
+            from .core.spectral_covariance import SpectralCovariance
+
+            xb, xt = train.pairs()
+            self.regression = SpectralCovariance.from_samples(xt - xb).field_regression(train.field_map.transfer)
+        self.stats = {"nfe_per_sample": self.learner.parts.nfe(), "sampling_seconds": 0.0, "samples": 0}
+
+    # -- the known field and mask ------------------------------------------------------------------------
+    def _known_from_points(self, problem, values, valid, levels_out: bool):
+        """(x_tilde (B, C, *grid) in physical units, counts (B, 1, *grid)) from point values (B, P)."""
+        from .interp import fill_periodic
+        from .learned.features import _scatter_mean, cell_index
+
+        g = problem.geometry
+        cells = cell_index(g, problem.obs.positions)
+        mean, count = _scatter_mean(values, cells, valid, g.n_points)
+        xg = g.axis_coords(1)
+        filled = []
+        for b in range(values.shape[0]):
+            m = np.where(count[b].cpu().numpy() > 0, mean[b].cpu().numpy(), np.nan).reshape(g.shape)
+            filled.append(fill_periodic(m, xg, g.length[1], 0.0))
+        f = torch.as_tensor(np.stack(filled), device=values.device)
+        counts = count.reshape(values.shape[0], 1, *g.shape)
+        if not levels_out:
+            return f[:, None], counts
+        dx = torch.fft.irfft2(self.regression.to(f.device) * torch.fft.rfft2(f)[:, None], s=g.shape)
+        return dx, counts
+
+    def _known(self, problem):
+        """(x_tilde normalised (B, C, *grid), hard mask (B, 1, *grid)) of an analysis problem."""
+        from .learned.features import increment_scale, innovations, level_view
+
+        g = problem.geometry
+        xb = problem.background.mean(1) if problem.ensemble else problem.background
+        d = innovations(problem, xb)
+        if problem.H.selection:
+            xt = level_view(d.reshape(xb.shape), g)
+            mask = problem.obs.valid.reshape(xb.shape[0], 1, *g.shape).to(torch.float64)
+        else:
+            xt, mask = self._known_from_points(problem, d, problem.obs.valid, True)
+        return xt / increment_scale(self.learner.norm, g, xt.device), mask
+
+    # -- sampling ------------------------------------------------------------------------------------------
+    def _mask_weight(self, problem) -> float:
+        w = self.config.mask_weight
+        if w != "kalman":
+            return float(w)
+        n = self.learner.norm
+        r = float(problem.obs.error_var(self.config.obs_error)[problem.obs.valid].mean())
+        return float(np.clip(1.0 - r / n.innov_std ** 2, 0.05, 1.0))
+
+    def _sample(self, cond, x_tilde, mask, shape, obs_op=None, y=None, R=None, weight=1.0):
+        parts = self.learner.parts
+        M = self.config.members
+        rep = (lambda a: None if a is None else a.repeat_interleave(M, 0))
+        den = parts.denoiser(self.learner.model, rep(cond))
+        gen = torch.Generator().manual_seed(int(self.seed) * 7919 + self.stats["samples"])
+        t0 = time.perf_counter()
+        out = parts.sample(den, (shape[0] * M, *shape[1:]), gen, x_tilde=rep(x_tilde).to(torch.float32),
+                           hard_mask=rep(mask).to(torch.float32), obs_op=obs_op, y=rep(y), R=rep(R),
+                           mask_weight=weight)
+        self.stats["mask_weight"] = float(weight)
+        self.stats["sampling_seconds"] += time.perf_counter() - t0
+        self.stats["samples"] += shape[0] * M
+        self.stats["nfe_per_sample"] = int(out.nfe)
+        return out.sample.to(torch.float64).reshape(shape[0], M, *shape[1:])
+
+    def predict(self, problem):
+        from .learned.features import increment_scale
+
+        self.learner.eval()
+        with torch.no_grad():
+            if not hasattr(problem, "background"):
+                return self._predict_map(problem)
+            g = problem.geometry
+            xb = problem.background.mean(1) if problem.ensemble else problem.background
+            cond = self.learner.condition(problem)  # an ensemble background conditions through its mean
+            xt, mask = self._known(problem)
+            scale = increment_scale(self.learner.norm, g, xb.device)
+            obs_op = y = R = None
+            if "dps" in self.config.guidance:
+                M = self.config.members
+                xbr = xb.repeat_interleave(M, 0)
+                obs_op = (lambda z: problem_rep_H(problem, M)(xbr + (z.to(torch.float64) * scale).reshape(xbr.shape)))
+                y, R = problem.obs.filled(), problem.obs.error_var(self.config.obs_error)
+            with torch.enable_grad() if obs_op is not None else torch.no_grad():
+                inc = self._sample(cond, xt, mask, (xb.shape[0], g.n_levels, *g.shape), obs_op, y, R,
+                                   self._mask_weight(problem))
+            xa = xb[:, None] + (inc * scale[:, None]).reshape(xb.shape[0], -1, *xb.shape[1:])
+            if problem.cycle is not None and not self.config.cycle_members:
+                return problem.result(xa.mean(1))
+            return problem.result(xa)
+
+    def _predict_map(self, problem):
+        import dataclasses
+
+        n = self.learner.norm
+        maps = []
+        for start in range(0, len(problem.times), 16):
+            sub = dataclasses.replace(problem, times=problem.times[start:start + 16])
+            w = sub.windows(self.config.half_window)
+            vals = (w.obs.values - n.state_mean[0]) / n.state_std[0]
+            xt, mask = self._known_from_points(w, vals, w.obs.valid, False)
+            s = self._sample(None, xt, mask, (len(sub.times), 1, *problem.geometry.shape))
+            maps.append(n.state_mean[0] + n.state_std[0] * s[:, :, 0])
+        m = torch.cat(maps)                                         # (T, M, ny, nx)
+        ds = problem.result(m.mean(1))
+        return ds  # mapping is scored deterministically: the ensemble mean
+
+    def describe(self) -> dict:
+        c = self.config
+        return {"training": self.record, "members": c.members, "conditioning": c.guidance,
+                "sampler": f"{c.sampler} (eta {c.eta}), {c.n_steps} steps, jump {c.jump_length} x {c.n_resample}",
+                "network_evaluations_per_sample": self.stats.get("nfe_per_sample"),
+                "sampling_seconds": round(self.stats.get("sampling_seconds", 0.0), 2),
+                "samples_drawn": self.stats.get("samples"), "cycle_members": c.cycle_members,
+                "mask_weight": self.stats.get("mask_weight", c.mask_weight)}
+
+
+def problem_rep_H(problem, M: int):
+    """The problem's observation operator applied to M samples per batch member: (B M, *state) -> (B M, P)."""
+    def H(x):
+        x = x.reshape(problem.B, M, *x.shape[1:])
+        return problem.H(x).reshape(problem.B * M, -1)
+    return H

@@ -1,0 +1,81 @@
+"""``diffda`` end to end on tiny data: ensembles that validate and score, and inpainting that honours the observations."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bench import registry
+from bench.validate import check
+
+SIZE = "tiny"
+QUICK = {"max_epochs": "2", "max_samples": "64", "batch_size": "16", "members": "4", "n_steps": "10",
+         "base_channels": "8"}
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    from data_scripts.generate import dataset_path, generate
+    from data_scripts.manifest import MANIFEST
+
+    env = os.environ.get("BENCH_DATA")
+    base = Path(env) if env else tmp_path_factory.mktemp("data")
+    for world in ("l96", "qg"):
+        if not (dataset_path(world, SIZE, base) / MANIFEST).exists():
+            generate(world, SIZE, root=base, progress=False)
+    return base
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _fit(challenge, root, **params):
+    cls = registry.method_class("diffda")
+    ch = registry.get_challenge(challenge)
+    m = cls(config=cls.make_config({**QUICK, **params}), seed=0, device="cpu", progress=False)
+    m.context = {"workdir": Path("runs") / challenge, "data_fingerprint": "test", "size": SIZE}
+    m.fit(ch.split(SIZE, "train", root), ch.split(SIZE, "val", root))
+    return ch, m
+
+
+@pytest.mark.parametrize("challenge", ["l96-da", "qg-da"])
+def test_an_ensemble_prediction_validates_and_yields_crps(root, challenge):
+    ch, m = _fit(challenge, root)
+    pred = ch.run(m, SIZE, root)
+    assert pred[ch.variables[0]].sizes["member"] == 4
+    pred = check(pred, ch.template(SIZE, root), optional_dims=ch.optional_dims)
+    s = ch.score(pred, SIZE, root)
+    assert np.isfinite(s["crps"].value) and np.isfinite(s["spread_skill"].value)
+    if challenge == "qg-da":
+        hist = s["spread_skill"].extra["rank_histogram"]
+        assert len(hist) == 5 and sum(hist) > 0
+    d = m.describe()
+    assert d["network_evaluations_per_sample"] == 10 and d["sampling_seconds"] > 0 and d["members"] == 4
+
+
+def test_inpainting_with_a_hard_full_mask_returns_the_observations(root):
+    """sigma_G -> 0 and weight 1: the analysis equals the observations at the observed variables."""
+    ch, m = _fit("l96-da", root, sigma_g="0", mask_weight="1.0")
+    problem = list(ch.cases(SIZE, root))[1]  # 50 % observed
+    xa = torch.as_tensor(m.predict(problem)["x"].transpose("case", "member", "i").values)
+    obs = problem.obs
+    observed = xa[:, :, :][obs.valid[:, None, :].expand_as(xa)]
+    wanted = obs.values[:, None, :].expand_as(xa)[obs.valid[:, None, :].expand_as(xa)]
+    torch.testing.assert_close(observed, wanted, atol=1e-6, rtol=0)
+    unobserved = xa[~obs.valid[:, None, :].expand_as(xa)]
+    assert unobserved.std() > 0  # elsewhere the members differ: the prior fills the gaps
+
+
+def test_the_default_trusts_noisy_observations_less_than_the_paper():
+    from baselines.diffda import DiffDA
+
+    assert DiffDA.Config().mask_weight == "kalman" and DiffDA.Config().n_steps <= 50
