@@ -31,6 +31,7 @@ CHALLENGES = {
     "qg-cycle": "challenges.qg_cycle:QGCycle",
     "qg-cycle-fixed": "challenges.qg_cycle:QGCycleFixed",
     "qg-fc48": "challenges.qg_fc48:QGFc48",
+    "qg-closure": "challenges.qg_closure:QGClosure",
 }
 
 METHODS = {
@@ -45,6 +46,11 @@ METHODS = {
     "ae": "baselines.ae:AE",
     "gnn": "baselines.gnn:GNN",
     "diffda": "baselines.diffda:DiffDA",
+    "none": "baselines.none:NoClosure",
+    "smagorinsky": "baselines.smagorinsky:Smagorinsky",
+    "backscatter": "baselines.backscatter:Backscatter",
+    "cnn": "baselines.cnn:CNN",
+    "cnn-online": "baselines.cnn_online:CNNOnline",
     "interp": "baselines.interp:Interp",
 }
 

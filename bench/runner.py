@@ -27,11 +27,15 @@ def ensure_data(challenge, size: str, root=None, progress=True, splits=("train",
     from data_scripts.generate import generate
     from data_scripts.manifest import MANIFEST
 
+    from data_scripts.generate import dataset_path
+
     path = challenge.data_dir(size, root)
-    if not (path / MANIFEST).exists():
-        print(f"no {challenge.world}/{size} dataset at {path}: generating it")
-        generate(challenge.world, size, root=root, progress=progress)
-    check_data(path, challenge.world, size, splits)
+    for world in (challenge.world, *getattr(challenge, "extra_worlds", ())):
+        where = dataset_path(world, size, root)
+        if not (where / MANIFEST).exists():
+            print(f"no {world}/{size} dataset at {where}: generating it")
+            generate(world, size, root=root, progress=progress)
+        check_data(where, world, size, splits if world == challenge.world else ("test",))
     return path
 
 

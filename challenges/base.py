@@ -72,7 +72,7 @@ class Score:
 
     def to_json(self) -> dict:
         out = {"value": _f(self.value), "ci95": [_f(self.low), _f(self.high)]}
-        out.update(self.extra)
+        out.update(_finite(self.extra))
         if out["value"] is None and not out.get("flag"):
             out["flag"] = "not a finite number"
         return out
@@ -81,6 +81,17 @@ class Score:
 def _f(x):
     x = float(x)
     return None if not np.isfinite(x) else x
+
+
+def _finite(obj):
+    """``obj`` with every non-finite float replaced by None (JSON has no NaN)."""
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, (float, np.floating)):
+        return _f(obj)
+    return obj
 
 
 class Challenge:

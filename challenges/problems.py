@@ -273,6 +273,41 @@ class WindowProblem:
         return self.obs.values.device
 
 
+@dataclass(frozen=True)
+class ClosureProblem:
+    """Coarse states -> the subgrid forcing S, the term added to the coarse model's tendency.
+
+    ``states`` (B, *state_shape); ``model``: the coarse model, with
+    ``run_closed(x0, n_steps, every, closure)`` (a generator of (steps, states) of one
+    continuous run of dx/dt = RHS(x) + closure(x)), ``step_closed(x, n, closure)``, ``dt``, and
+    the world's operators a physical closure needs (a QG model's ``invert``, ``velocities``,
+    wavenumbers ``k``, ``l``, layer depths ``Hi``); ``steps_per_snapshot``: model steps between
+    stored states.
+    """
+
+    states: torch.Tensor
+    geometry: Geometry
+    model: object
+    var: str
+    batch_dims: tuple[str, ...]
+    batch_shape: tuple[int, ...]
+    coords: dict = field(default_factory=dict)
+    steps_per_snapshot: int = 1
+
+    @property
+    def B(self) -> int:
+        return self.states.shape[0]
+
+    @property
+    def device(self):
+        return self.states.device
+
+    def result(self, S: torch.Tensor) -> xr.Dataset:
+        arr = S.detach().cpu().numpy().reshape(*self.batch_shape, *S.shape[1:])
+        dims = (*self.batch_dims, *self.geometry.state_dims)
+        return xr.Dataset({self.var: (dims, arr)}, coords={d: c for d, c in self.coords.items() if d in dims})
+
+
 # -- what fit() receives ----------------------------------------------------------------------
 
 

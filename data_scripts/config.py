@@ -49,10 +49,20 @@ _QG = {
                  splits=dict(train=20, val=4, test=4)),
 }
 
+# The jet regime (Ross et al. 2023) for the out-of-distribution test of the closure challenges: the
+# same grids and coarse-graining as ``qg``, a test split only (closures never see it before the test),
+# no observation stores. Jets form slowly (weak drag): a longer spin-up.
+_QG_JET = {
+    "tiny": dict(nx_hr=64, nx_lr=16, spinup_days=1460, n_days=60, splits=dict(test=1)),
+    "small": dict(nx_hr=128, nx_lr=32, spinup_days=1825, n_days=360, splits=dict(test=2)),
+    "full": dict(nx_hr=256, nx_lr=64, spinup_days=2190, n_days=365, splits=dict(test=4)),
+}
+
 WORLDS = {
     "l96": "Lorenz-96, N=40, F=8, RK4 dt=0.05 (6 h); every variable observed every step with R = I",
     "l96x": "two-scale Lorenz-96 (Wilks 2005), K=8, J=32, F=20, h=1, b=c=10",
     "qg": "two-layer QG, pyqg QGModel 'eddy' (Ross et al. 2023); HR truth coarse-grained to LR; SSH observations",
+    "qg-jet": "two-layer QG, pyqg QGModel 'jet' (Ross et al. 2023): the closure challenges' out-of-distribution test",
 }
 
 
@@ -68,6 +78,9 @@ def get_config(world: str, size: str) -> dict:
     elif world == "l96x":
         cfg = dict(world="l96x", size=size, K=8, J=32, F=20.0, h=1.0, b=10.0, c=10.0,
                    dt=0.005, every=10, base_seed=9700, group=16, dtype="float64", **_L96X[size])
+    elif world == "qg-jet":
+        cfg = dict(world="qg-jet", size=size, regime="jet", dt=3600.0, dtype="float64", snapshot_every=24, obs_every=6,
+                   base_seed=4300, group=4, ssh_sigma=SSH_SIGMA, f0=F0, g=GRAVITY, obs={}, **_QG_JET[size])
     else:
         cfg = dict(world="qg", size=size, regime="eddy", dt=3600.0, dtype="float64",
                    snapshot_every=24, obs_every=6, base_seed=4200, group=4,

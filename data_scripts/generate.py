@@ -47,7 +47,7 @@ def recipe(world: str):
     """The module that templates and simulates a world's stores."""
     if world in ("l96", "l96x"):
         from . import make_l96 as r
-    elif world == "qg":
+    elif world in ("qg", "qg-jet"):
         from . import make_qg as r
     else:
         raise GenerationError(f"unknown world {world!r}; choose one of {', '.join(C.WORLDS)}")
@@ -82,7 +82,7 @@ def _groups(n: int, size: int) -> list[slice]:
 
 
 def generate(world: str, size: str = "small", root=None, scheduler: str | None = None,
-             force: bool = False, progress: bool = True, splits=SPLITS, workers: int | None = None) -> Path:
+             force: bool = False, progress: bool = True, splits=None, workers: int | None = None) -> Path:
     """Generate (world, size) under ``root``; return the dataset path.
 
     ``scheduler``: None or "threads" (local threads, ``workers`` of them; default one per
@@ -101,6 +101,7 @@ def generate(world: str, size: str = "small", root=None, scheduler: str | None =
     target.parent.mkdir(parents=True, exist_ok=True)
     atomic.clean_stale(target.parent, target.name)  # left behind by a killed generation
     rec = recipe(world)
+    splits = tuple(s for s in SPLITS if s in cfg["splits"]) if splits is None else tuple(splits)
     seeds = {s: C.seeds_for(cfg, s) for s in splits}
     plans = {s: rec.templates(cfg, s, seeds[s]) for s in splits}
     need = sum(estimate_bytes(p) for p in plans.values())

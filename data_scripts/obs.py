@@ -315,9 +315,15 @@ def trig_weights(coord: torch.Tensor, n: int, length: float) -> torch.Tensor:
     """
     u = coord.to(torch.float64) * (n / length) - 0.5
     d = u.unsqueeze(-1) - torch.arange(n, dtype=torch.float64, device=coord.device)
-    k = torch.arange(1, n // 2, dtype=torch.float64, device=coord.device)
-    w = 1.0 + 2.0 * torch.cos((2.0 * math.pi / n) * d.unsqueeze(-1) * k).sum(-1) + torch.cos(math.pi * d)
-    return w / n
+    # 1 + 2 sum_{k=1}^{m} cos(k theta) = sin((m + 1/2) theta) / sin(theta / 2), m = n/2 - 1, theta = 2 pi d / n
+    # (the Dirichlet kernel in closed form: one sine ratio instead of m cosines; for even n its limit
+    # is n - 1 wherever theta = 0 mod 2 pi, where numerator and denominator vanish together)
+    half = (math.pi / n) * d
+    den = torch.sin(half)
+    near = den.abs() < 1e-9
+    dirichlet = torch.where(near, torch.full_like(d, n - 1.0),
+                            torch.sin((n - 1) * half) / torch.where(near, torch.ones_like(den), den))
+    return (dirichlet + torch.cos(math.pi * d)) / n
 
 
 class TrigInterpolator:

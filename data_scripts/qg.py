@@ -511,12 +511,14 @@ class QGModel:
                     torch.set_num_threads(old)
             yield item
 
-    def _integrate_functional(self, qh, n_steps, every):
+    def _integrate_functional(self, qh, n_steps, every, closure=None):
         dt, filtr = self.dt, self.filtr
         d1 = d2 = None
         for n in range(1, n_steps + 1):
             c = _AB[min(n - 1, 2)]
             d0 = self.tendency_h(qh)
+            if closure is not None:
+                d0 = d0 + self.fft(closure(self.ifft(qh)))
             new = torch.add(qh, d0, alpha=c[0] * dt)
             if n > 1:
                 new = torch.add(new, d1, alpha=c[1] * dt)
@@ -652,6 +654,26 @@ class QGModel:
         qb, lead = self._check(q0)
         for n, qh in self._integrate(self.fft(qb), int(n_steps), int(every)):
             yield n, self.ifft(qh).reshape(*lead, self.nz, self.ny, self.nx)
+
+    def run_closed(self, q0: torch.Tensor, n_steps: int, every: int, closure) -> Iterator[tuple[int, torch.Tensor]]:
+        """One continuous run of dq/dt = RHS(q) + closure(q); yields (steps done, q) after every ``every`` steps.
+
+        ``closure`` maps grid PV (B, nz, ny, nx) to the subgrid PV forcing S on the same grid
+        (the term added to the tendency, as the dataset's ``S``), every step, before the AB3
+        update and the filter (as pyqg applies a q parameterization). Torch ops only, so the run
+        is differentiable through the closure and the state (online training). Not batched
+        over leading dims beyond the first.
+        """
+        qb, lead = self._check(q0)
+        for n, qh in self._integrate_functional(self.fft(qb), int(n_steps), int(every), closure):
+            yield n, self.ifft(qh).reshape(*lead, self.nz, self.ny, self.nx)
+
+    def step_closed(self, q: torch.Tensor, n_steps: int, closure) -> torch.Tensor:
+        """``step`` with a closure (see ``run_closed``); restarts the multistep scheme."""
+        out = q
+        for _, out in self.run_closed(q, n_steps, n_steps, closure):
+            pass
+        return out
 
     def initial_condition(self, batch: int = 1, seed: int = 0) -> torch.Tensor:
         """pyqg's QGModel initial PV: q1 = 1e-7 U[0,1)(y,x) + 1e-6 U[0,1)(x), q2 = 0 (1/s).

@@ -58,6 +58,14 @@ class PairsDataModule(pl.LightningDataModule):
         pick = np.arange(n) if n <= max_samples else np.sort(
             np.random.default_rng([self.seed, 3]).choice(n, max_samples, replace=False))
         g = self.train_split.geometry
+        if "x" in self.train_pairs.data_vars and "background" not in self.train_pairs:  # closure pairs: state -> S
+            from .features import _per_level
+
+            x = self.train_pairs["x"].values[pick]
+            S = self.train_pairs["target"].values[pick]
+            return Normaliser(state_mean=_per_level(x, g.n_levels, np.mean), state_std=_per_level(x, g.n_levels, np.std),
+                              inc_std=[max(v, 1e-30) for v in _per_level(S, g.n_levels, np.std)], obs_mean=0.0,
+                              obs_std=1.0, innov_std=1.0, sigma_scale=1.0)
         obs, innov, sigma, bgs, truths = [], [], [], [], []
         for start in range(0, len(pick), 64):
             idx = torch.as_tensor(pick[start:start + 64])
@@ -98,6 +106,9 @@ class PairsDataModule(pl.LightningDataModule):
         pairs, split = (self.train_pairs, self.train_split) if train else (self.val_pairs, self.val_split)
         sel = pairs.isel(sample=indices.cpu().numpy())
         problem = split.problem(sel, device=device)
+        target = torch.as_tensor(np.asarray(sel["target"].values, np.float64), device=device)
+        if not hasattr(problem, "obs"):
+            return problem, target
         keep = None
         if train and draw and self.densities:
             keep = self._rng.choice(self.densities, size=problem.B)
@@ -105,7 +116,6 @@ class PairsDataModule(pl.LightningDataModule):
             keep = np.asarray(self.densities)[np.asarray(indices.cpu()) % len(self.densities)]
         if keep is not None:
             problem = keep_first(problem, keep)
-        target = torch.as_tensor(np.asarray(sel["target"].values, np.float64), device=device)
         return problem, target
 
 

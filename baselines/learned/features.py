@@ -173,3 +173,10 @@ def window_obs_features(problem, norm: Normaliser, error_var: torch.Tensor) -> l
     feats = torch.stack([(o.values - norm.obs_mean) / norm.obs_std, error_var.sqrt() / norm.sigma_scale,
                          o.times / max(problem.half_window, 1e-9)], -1)
     return [(pos[b][o.valid[b]], feats[b][o.valid[b]]) for b in range(o.B)]
+
+
+def state_channels(x: torch.Tensor, geometry, norm: Normaliser) -> torch.Tensor:
+    """(B, levels, *grid) normalised states x (B, *state_shape) (the input of a closure network)."""
+    m, s, _ = norm.tensors(x.device, geometry.n_levels)
+    shape = (1, -1, *[1] * geometry.ndim)
+    return (level_view(x, geometry) - m.reshape(shape)) / s.reshape(shape)

@@ -6,7 +6,14 @@ from __future__ import annotations
 
 import torch
 
-from .features import grid_channels, grid_features, obs_features, window_channels, window_obs_features
+from .features import (
+    grid_channels,
+    grid_features,
+    obs_features,
+    state_channels,
+    window_channels,
+    window_obs_features,
+)
 from .module import Learner
 from .nets import build_batch
 
@@ -19,6 +26,13 @@ class UNetLearner(Learner):
         return self.net(x.to(torch.float32))
 
 
+class CNNLearner(Learner):
+    """Normalised coarse states through a fully convolutional network: the closures' CNN."""
+
+    def forward_problem(self, problem):
+        return self.net(state_channels(problem.states, problem.geometry, self.norm).to(torch.float32))
+
+
 class GraphLearner(Learner):
     """Observation and grid nodes (``features.obs_features`` / ``grid_features``) through a graph network.
 
@@ -29,6 +43,16 @@ class GraphLearner(Learner):
 
     def forward_problem(self, problem):
         g = problem.geometry
+        if hasattr(problem, "states"):  # a closure: the grid graph alone, nodes carry the normalised state
+            x = state_channels(problem.states, g, self.norm)
+            grid = x.reshape(problem.B, g.n_levels, -1).transpose(1, 2)
+            empty = [torch.zeros(0, g.ndim, dtype=torch.float64)] * problem.B
+            feats = [torch.zeros(0, 3, dtype=torch.float32)] * problem.B
+            batch = build_batch(empty, feats, grid.to(torch.float32), g.shape, g.length, k=1,
+                                mesh_neighbours=8 if g.ndim == 2 else 2, mesh_levels=self.hp["mesh_levels"],
+                                edge_scale=self.hp["edge_scale"]).to(self.device)
+            out = batch.unbatch(self.net(*batch.inputs()))
+            return out.transpose(1, 2).reshape(problem.B, -1, *g.shape)
         err = problem.obs.error_var(self.obs_error)
         analysis = hasattr(problem, "background")
         obs = (obs_features if analysis else window_obs_features)(problem, self.norm, err)
@@ -44,7 +68,7 @@ class GraphLearner(Learner):
         return out.transpose(1, 2).reshape(problem.B, -1, *g.shape)
 
 
-__all__ = ["GraphLearner", "UNetLearner"]
+__all__ = ["CNNLearner", "DiffusionLearner", "GraphLearner", "UNetLearner"]
 
 
 class DiffusionLearner(Learner):

@@ -8,7 +8,9 @@ normalised output for a batch of problems:
   training increment std, (B, levels, *grid); the analysis is
   background + std * output;
 * a ``WindowProblem`` (mapping): the map of the observed field per day, in
-  units of the training field std about its mean, (B, 1, *grid).
+  units of the training field std about its mean, (B, 1, *grid);
+* a ``ClosureProblem``: the subgrid forcing per level in units of its training
+  std, (B, levels, *grid).
 
 Loss: the mean squared error in those normalised units. Optimiser AdamW with
 a cosine learning-rate decay over ``max_epochs``.
@@ -49,9 +51,16 @@ class Learner(pl.LightningModule):
         out = self.forward_problem(problem).to(torch.float64)[:, 0]
         return self.norm.state_mean[0] + self.norm.state_std[0] * out
 
+    def forcing(self, problem) -> torch.Tensor:
+        """The subgrid forcing (B, *state_shape), float64 (closures)."""
+        out = self.forward_problem(problem).to(torch.float64)
+        return (out * increment_scale(self.norm, self.geometry, out.device)).reshape(problem.states.shape)
+
     def target(self, problem, truth: torch.Tensor) -> torch.Tensor:
-        """The normalised target of a batch: the increment per level, or the field (mapping)."""
+        """The normalised target of a batch: the increment per level, the forcing per level, or the map."""
         g = self.geometry
+        if hasattr(problem, "states"):
+            return level_view(truth, g) / increment_scale(self.norm, g, truth.device)
         if hasattr(problem, "background"):
             xb = problem.background.mean(1) if problem.ensemble else problem.background
             return level_view(truth - xb, g) / increment_scale(self.norm, g, truth.device)

@@ -55,10 +55,15 @@ class LearnedConfig(Config):
     max_samples: int | None = None
 
 
+#: the stack's files whose code decides a trained model (a method adds its own file)
+CORE = ("data.py", "features.py", "learners.py", "module.py", "train.py", "nets")
+
+
 def code_version(extra_files=()) -> str:
-    """sha256 of the learned stack's source files and ``extra_files`` (the method's own file)."""
+    """sha256 of the learned stack's source files (``CORE``) and ``extra_files`` (the method's own files)."""
     root = Path(__file__).resolve().parent
-    files = sorted(root.rglob("*.py")) + [Path(f) for f in extra_files]
+    files = sorted(f for name in CORE for f in ([root / name] if name.endswith(".py") else sorted((root / name).rglob("*.py"))))
+    files += [Path(f) for f in extra_files]
     h = hashlib.sha256()
     for f in files:
         h.update(f.name.encode())

@@ -1,6 +1,7 @@
 """Network building blocks for the learned DA baselines: a periodic U-Net and an encoder-processor-decoder GNN."""
 from __future__ import annotations
 
+from .fcnn import FCNN
 from .gnn import EncodeProcessDecode, GraphBatch, InteractionLayer, build_batch, mlp
 from .graphs import (
     edge_features,
@@ -17,7 +18,7 @@ from .unet import ResidualBlock, SinusoidalEmbedding, UNet
 from .utils import count_parameters
 
 __all__ = [
-    "EncodeProcessDecode", "GraphBatch", "InteractionLayer", "ResidualBlock", "SinusoidalEmbedding", "UNet",
+    "EncodeProcessDecode", "FCNN", "GraphBatch", "InteractionLayer", "ResidualBlock", "SinusoidalEmbedding", "UNet",
     "build_batch", "count_parameters", "edge_features", "grid_positions", "mesh_edges", "mlp",
     "periodic_displacement", "periodic_knn", "periodic_position_features", "periodic_radius", "stencil_offsets",
     "wrap_positions",

@@ -1,0 +1,78 @@
+"""``cnn-online``: the ``cnn`` closure trained a posteriori, through the differentiable coarse solver.
+
+Two phases, each a Lightning training with checkpoint reuse
+(``baselines.learned``): (1) offline pre-training on (state, S) pairs as
+``cnn`` (``offline_epochs``), which starts the online phase from a sensible
+closure; (2) online training (``baselines.learned.online``): from true
+states of the train split the coarse model runs with the network as its
+closure, and the loss is the mean squared error of the normalised states
+against the true trajectory at every snapshot; the unroll length grows from 1
+to ``unroll_max`` snapshots (one day = 24 model steps in QG), one
+gradient-checkpointed segment per snapshot bounds the memory; early stopping
+on the val split's unrolled loss. The record holds the unroll schedule, the
+peak memory and the training time of both phases.
+"""
+from __future__ import annotations
+
+import dataclasses
+import resource
+from dataclasses import dataclass
+
+import lazy_loader as lazy
+
+from .cnn import CNN, CNNConfig
+
+torch = lazy.load("torch")
+
+
+@dataclass
+class CNNOnlineConfig(CNNConfig):
+    offline_epochs: int = 15
+    max_epochs: int = 30
+    batch_size: int = 8
+    lr: float = 3e-4
+    patience: int = 6
+    unroll_max: int = 3
+    grow_every: int = 4
+    #: start positions per epoch (a seeded subset of every (trajectory, snapshot)); None: all
+    max_starts: int | None = 240
+    max_minutes: float | None = 25.0
+
+
+class CNNOnline(CNN):
+    name = "cnn-online"
+    summary = "the cnn closure trained online: loss on the coarse model's trajectory through the differentiable solver"
+    Config = CNNOnlineConfig
+    reference = "Frezat et al. (2022, JAMES); Ross et al. (2023)"
+
+    def fit(self, train, val) -> None:
+        from .learned import fit_learned
+        from .learned.online import OnlineClosureLearner, TrajectoryDataModule
+        from .learned.train import fit_or_reuse
+
+        cfg = self.config
+        self.geometry = train.geometry
+        offline_cfg = dataclasses.replace(cfg, max_epochs=cfg.offline_epochs, batch_size=32, lr=1e-3,
+                                          max_minutes=None, patience=10)
+        online_cfg = self.config
+        self.config = offline_cfg
+        offline, self.offline_record = fit_learned(self, train, val, self._make(train.geometry), __file__)
+        self.config = online_cfg
+
+        def make(norm):
+            learner = self._make(train.geometry, OnlineClosureLearner)(offline.norm)
+            learner.net.load_state_dict(offline.net.state_dict())
+            learner.grow_every = cfg.grow_every
+            return learner
+
+        self.context = {**self.context, "phase": "online", "offline": self.offline_record.get("checkpoint_sha256")}
+        from .learned import online
+
+        self.learner, self.record = fit_or_reuse(
+            self, make, lambda: TrajectoryDataModule(train, val, cfg.unroll_max, cfg.batch_size, self.seed,
+                                                     cfg.max_starts), extra_files=[__file__, online.__file__])
+        self.record["peak_memory_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+    def describe(self) -> dict:
+        return {"offline_training": self.offline_record, "online_training": self.record,
+                "unroll": f"1 to {self.config.unroll_max} snapshots, +1 every {self.config.grow_every} epochs"}

@@ -1,0 +1,26 @@
+"""What every closure method shares: predict the forcing offline, and hand the harness a closure to run online.
+
+A closure method implements ``forcing(x, model)``: the subgrid forcing S
+(B, *state_shape) of coarse states x, the term added to the coarse model's
+tendency (``challenges.problems.ClosureProblem``), for the coarse ``model`` it
+will run in (a physical closure reads the model's grid and operators; a
+learned one ignores it). ``predict`` applies it to a problem's states;
+``closure(model)`` returns the callable x -> S that the online harness adds to
+the model's tendency every step (None: no closure).
+"""
+from __future__ import annotations
+
+from ..base import Method, Supports
+
+
+class ClosureMethod(Method):
+    supports = Supports(families=("closure",), observes=("none",))
+
+    def forcing(self, x, model):
+        raise NotImplementedError
+
+    def predict(self, problem):
+        return problem.result(self.forcing(problem.states, problem.model))
+
+    def closure(self, model):
+        return lambda x: self.forcing(x, model)

@@ -1,0 +1,101 @@
+"""Online (a posteriori) training of a closure: the loss is on the coarse model's trajectory (Frezat et al. 2022).
+
+``OnlineClosureLearner``: from a true state, the differentiable coarse model
+runs ``L`` snapshots with the network as its closure
+(``model.step_closed``, one snapshot per gradient-checkpointed segment, so
+memory grows with L only through the stored segment inputs), and the loss is
+the mean squared error of the normalised states against the true trajectory
+at every snapshot. The unroll length grows during training: L = min(L_max,
+L_0 + epoch // grow_every). Validation unrolls L_max snapshots without
+gradients. ``TrajectoryDataModule`` batches start indices (trajectory,
+snapshot) of the true trajectories of the train and val splits.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.checkpoint import checkpoint
+from torch.utils.data import DataLoader
+
+from .data import _collate, _Indices
+from .features import level_view
+from .learners import CNNLearner
+
+
+class TrajectoryDataModule(pl.LightningDataModule):
+    def __init__(self, train, val, unroll_max: int, batch_size: int = 8, seed: int = 0, max_starts: int | None = None):
+        super().__init__()
+        self.train_traj, self.val_traj = train.trajectories(), val.trajectories()
+        self.model, self.steps = train.model, int(train.steps_per_snapshot)
+        self.unroll_max, self.batch_size, self.seed = int(unroll_max), int(batch_size), int(seed)
+        self.train_starts = self._starts(self.train_traj, max_starts, seed)
+        self.val_starts = self._starts(self.val_traj, max_starts, seed + 1)
+        self.normaliser = None  # the learner keeps the offline phase's normaliser
+
+    def _starts(self, traj, max_starts, seed):
+        T = traj.shape[1]
+        s = np.array([(i, t) for i in range(traj.shape[0]) for t in range(0, T - self.unroll_max - 1)])
+        if max_starts is not None and len(s) > max_starts:
+            s = s[np.sort(np.random.default_rng(seed).choice(len(s), max_starts, replace=False))]
+        return s
+
+    def describe(self) -> dict:
+        return {"train_starts": len(self.train_starts), "val_starts": len(self.val_starts),
+                "unroll_max_snapshots": self.unroll_max, "steps_per_snapshot": self.steps}
+
+    def train_dataloader(self):
+        g = torch.Generator().manual_seed(self.seed)
+        return DataLoader(_Indices(len(self.train_starts)), batch_size=self.batch_size, shuffle=True, generator=g,
+                          collate_fn=_collate)
+
+    def val_dataloader(self):
+        return DataLoader(_Indices(len(self.val_starts)), batch_size=self.batch_size, collate_fn=_collate)
+
+    def batch(self, idx, device, train: bool, L: int):
+        traj, starts = (self.train_traj, self.train_starts) if train else (self.val_traj, self.val_starts)
+        s = starts[idx.cpu().numpy()]
+        x0 = torch.as_tensor(traj[s[:, 0], s[:, 1]], device=device)
+        truth = torch.as_tensor(np.stack([traj[s[:, 0], s[:, 1] + d] for d in range(1, L + 1)], 1), device=device)
+        return x0, truth
+
+
+class OnlineClosureLearner(CNNLearner):
+    unroll_start: int = 1
+    grow_every: int = 3
+
+    def unroll(self, train: bool) -> int:
+        dm = self.trainer.datamodule
+        if not train:
+            return dm.unroll_max
+        return int(min(dm.unroll_max, self.unroll_start + self.current_epoch // max(1, self.grow_every)))
+
+    def _closure(self, geometry, model):
+        from challenges.problems import ClosureProblem
+
+        def closure(x):
+            p = ClosureProblem(states=x, geometry=geometry, model=model, var="S", batch_dims=("b",),
+                               batch_shape=(x.shape[0],))
+            return self.forcing(p)
+
+        return closure
+
+    def _loss(self, idx, train: bool):
+        dm = self.trainer.datamodule
+        L = self.unroll(train)
+        x, truth = dm.batch(idx, self.device, train, L)
+        g, model = self.geometry, dm.model
+        closure = self._closure(g, model)
+        m, s, _ = self.norm.tensors(x.device, g.n_levels)
+        shape = (1, -1, *[1] * g.ndim)
+
+        def segment(z):
+            return model.step_closed(z, dm.steps, closure)
+
+        loss = 0.0
+        for d in range(L):
+            x = checkpoint(segment, x, use_reentrant=False) if (train and torch.is_grad_enabled()) else segment(x)
+            err = (level_view(x - truth[:, d], g)) / s.reshape(shape)
+            loss = loss + (err ** 2).mean()
+        self.log("unroll_snapshots", float(L), on_step=False, on_epoch=True, batch_size=x.shape[0])
+        return loss / L, x.shape[0]
