@@ -32,6 +32,7 @@ CHALLENGES = {
     "qg-cycle-fixed": "challenges.qg_cycle:QGCycleFixed",
     "qg-fc48": "challenges.qg_fc48:QGFc48",
     "qg-closure": "challenges.qg_closure:QGClosure",
+    "l96x-closure": "challenges.l96x_closure:L96XClosure",
 }
 
 METHODS = {
@@ -51,6 +52,7 @@ METHODS = {
     "backscatter": "baselines.backscatter:Backscatter",
     "cnn": "baselines.cnn:CNN",
     "cnn-online": "baselines.cnn_online:CNNOnline",
+    "polynomial": "baselines.polynomial:Polynomial",
     "interp": "baselines.interp:Interp",
 }
 

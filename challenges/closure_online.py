@@ -9,9 +9,10 @@
   its states from then on are NaN; the other runs go on (they are independent
   batch members). A blow-up is a record, never a crash.
 * ``similarity``: Ross et al. (2023): per metric 1 - d(closure, truth) / d(none,
-  truth), per run (``metrics.similarity``); the mean and the minimum over
-  metrics, averaged over the runs that did not blow up, with bootstrap
-  intervals over runs.
+  truth) (``metrics.similarity``), for every run of the closure against the
+  mean distance of the no-closure runs; the mean and the minimum over metrics,
+  averaged over the runs that did not blow up, with bootstrap intervals over
+  runs.
 
 The coarse model offers ``run_closed(x0, n_steps, every, closure)``
 (``challenges.problems.ClosureProblem``).
@@ -66,13 +67,14 @@ def nrmse_by_lead(states: np.ndarray, truth: np.ndarray, scale: float) -> np.nda
 def similarity_scores(distances: dict, reference: dict, blown: np.ndarray) -> dict:
     """Per-run similarities {metric: (R,)} -> {"mean": (value, lo, hi), "min": (...), "per_metric": {...}}.
 
-    ``distances`` and ``reference`` map metric names to per-run distances (R,) of the closure's
-    runs and of the no-closure runs from the same initial states. Runs that blew up are left out;
-    with none left every value is NaN.
+    ``distances`` maps metric names to per-run distances (R,) of the closure's runs, ``reference``
+    to those of the no-closure runs (their mean is the reference distance). Runs that blew up are
+    left out; with none left every value is NaN.
     """
     names = sorted(distances)
     ok = blown < 0
-    sims = np.array([[metrics.similarity(float(distances[k][r]), float(reference[k][r])) for k in names]
+    ref = {k: float(np.nanmean(reference[k])) for k in names}
+    sims = np.array([[metrics.similarity(float(distances[k][r]), ref[k]) for k in names]
                      for r in range(len(blown))])                      # (R, n_metrics)
     sims = sims[ok]
     if len(sims) == 0:

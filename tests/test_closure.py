@@ -1,0 +1,146 @@
+"""Closure challenges: the similarity's two ends, blow-ups as records, gradients through the solver, physics."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+
+from bench import registry
+from bench.validate import check
+
+SIZE = "tiny"
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    from data_scripts.generate import dataset_path, generate
+    from data_scripts.manifest import MANIFEST
+
+    env = os.environ.get("BENCH_DATA")
+    base = Path(env) if env else tmp_path_factory.mktemp("data")
+    for world in ("l96x", "qg", "qg-jet"):
+        if not (dataset_path(world, SIZE, base) / MANIFEST).exists():
+            generate(world, SIZE, root=base, progress=False)
+    return base
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _method(name, **params):
+    cls = registry.method_class(name)
+    return cls(config=cls.make_config(params), device="cpu", progress=False)
+
+
+def _scores(challenge, method, root):
+    ch = registry.get_challenge(challenge)
+    method.fit(ch.split(SIZE, "train", root), ch.split(SIZE, "val", root))
+    pred = check(ch.run(method, SIZE, root), ch.template(SIZE, root), optional_vars=ch.optional_vars)
+    return ch, pred, ch.score(pred, SIZE, root)
+
+
+def test_similarity_is_zero_for_no_closure_and_one_for_the_truth(root):
+    ch, pred, s = _scores("l96x-closure", _method("none"), root)
+    assert s["similarity"].value == pytest.approx(0.0, abs=1e-12)  # the reference itself
+    X = ch.fields(SIZE, "test", root)[0]
+    truth = np.concatenate(list(X), 0)[None]  # the test truth as one "run": the truth's own statistics
+    runs = xr.Dataset({"long": (("run", "step", "k"), truth), "blowup": (("run",), np.full(len(truth), -1))})
+    d = ch._distances(SIZE, runs["long"].values, root)
+    ref = ch._reference(SIZE, root)
+    from challenges.closure_online import similarity_scores
+
+    sim = similarity_scores(d, ref, runs["blowup"].values)
+    assert sim["mean"][0] > 0.95  # 1 up to the autocorrelation across the joins of the trajectories
+    exact = similarity_scores({k: np.zeros_like(v) for k, v in ref.items()}, ref, np.full(len(ref["X"]), -1))
+    assert exact["mean"][0] == 1.0 and exact["min"][0] == 1.0
+
+
+def test_a_deliberately_unstable_closure_is_a_blow_up_not_a_crash(root):
+    from baselines.core.closure import ClosureMethod
+
+    class Unstable(ClosureMethod):
+        name = "unstable"
+
+        def forcing(self, x, model):
+            return 50.0 * x  # exponential growth: |X| passes the bound within a time unit
+
+    ch, pred, s = _scores("l96x-closure", Unstable(), root)
+    assert s["blowup"].value == 1.0
+    assert all(b is not None and b < 40 for b in s["blowup"].extra["snapshots_to_blowup"])
+    assert s["similarity"].value != s["similarity"].value or s["similarity"].extra.get("flag")  # NaN, flagged
+
+
+def test_polynomial_beats_no_closure_on_long_run_statistics(root):
+    _, _, s = _scores("l96x-closure", _method("polynomial"), root)
+    assert s["similarity"].value > 0.3 and s["r2"].value > 0.8
+
+
+def test_gradients_flow_through_the_solver_unroll():
+    from challenges.l96x_closure import CoarseL96
+    from data_scripts.make_qg import models
+    from data_scripts.config import get_config
+
+    c = torch.tensor(0.3, dtype=torch.float64, requires_grad=True)
+
+    def l96x(c, x):
+        return CoarseL96().step_closed(x, 3, lambda z: c * z).sum()
+
+    x = torch.randn(2, 8, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(l96x, (c, x))
+    lr = models(get_config("qg", SIZE))[1]
+    q = 1e-6 * torch.randn(1, 2, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    q.requires_grad_(True)
+    k = torch.tensor(1e-6, dtype=torch.float64, requires_grad=True)
+
+    def qg(k, q):
+        return lr.step_closed(q, 2, lambda z: -k * z).square().sum() * 1e12
+
+    assert torch.autograd.gradcheck(qg, (k, q), eps=1e-9, atol=1e-5, rtol=1e-3)
+
+
+def test_qg_closure_offline_and_online_scores(root):
+    ch, pred, s = _scores("qg-closure", _method("backscatter", back_grid="0.99"), root)
+    for reg in ("eddy", "jet"):
+        assert np.isfinite(s[f"r2_{reg}"].value) and np.isfinite(s[f"similarity_{reg}"].value)
+        assert len(s[f"short_nrmse_{reg}"].extra["by_lead_days"]) == ch.short_days
+        assert s[f"blowup_{reg}"].value == 0.0
+    offline = pred[["S_eddy", "S_jet"]]
+    s_off = ch.score(offline, SIZE, root)
+    assert s_off["similarity_eddy"].extra["flag"].startswith("offline submission")
+    truth = ch.truth(SIZE, root)
+    assert ch.score(truth, SIZE, root)["r2_jet"].value == pytest.approx(1.0)
+
+
+def test_smagorinsky_dissipates_energy():
+    from baselines.smagorinsky import smagorinsky_forcing
+    from data_scripts.qg import EDDY, QGModel
+
+    m = QGModel(nx=32, **EDDY)
+    q = m.step(m.initial_condition(2, 0) * 300, 48)
+    S = smagorinsky_forcing(m, q, 0.15)
+    rate = m.energy_rate_h(torch.fft.rfft2(q), torch.fft.rfft2(S))
+    assert (rate < 0).all()  # an eddy viscosity removes kinetic energy
+
+
+def test_backscatter_returns_the_stated_fraction_of_the_dissipated_energy():
+    from baselines.backscatter import backscatter_forcing
+    from data_scripts.qg import EDDY, QGModel
+
+    m = QGModel(nx=32, **EDDY)
+    q = m.step(m.initial_condition(2, 0) * 300, 48)
+    full = backscatter_forcing(m, q, 0.08, 0.0)
+    half = backscatter_forcing(m, q, 0.08, 0.5)
+    qh = torch.fft.rfft2(q)
+    e_d = m.energy_rate_h(qh, torch.fft.rfft2(full))
+    e_b = m.energy_rate_h(qh, torch.fft.rfft2(half - full))
+    torch.testing.assert_close(e_b, -0.5 * e_d, rtol=1e-6, atol=0)
