@@ -155,6 +155,11 @@ class Challenge:
         """Iterator of the test problems handed to ``Method.predict``."""
         raise NotImplementedError
 
+    def test_inputs(self, size: str, root=None):
+        """The test cases' inputs as one Dataset (no truth), in the layout of ``training_pairs``,
+        for participants who predict outside ``bench run``."""
+        raise NotImplementedError(f"{self.name} gives its test inputs through bench run only")
+
     def run(self, method, size: str, root=None, progress=None):
         """Predict every test case and assemble one prediction (cycling overrides this)."""
         preds = []

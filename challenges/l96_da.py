@@ -152,6 +152,10 @@ class L96DA(Challenge):
         for f in self.densities:
             yield W.problem_from_dataset(data.isel(case=np.flatnonzero(data.density.values == f)))
 
+    def test_inputs(self, size: str, root=None):
+        """Every test case (dim ``case``): background, y, obs_mask, sigma; no truth."""
+        return self.case_data(size, "test", root).drop_vars(["x_true", "x_future", "lead"], errors="ignore")
+
     def run(self, method, size: str, root=None, progress=None):
         preds = []
         for problem in self.cases(size, root):

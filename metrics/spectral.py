@@ -12,7 +12,7 @@ Conventions
 
 Space-time score (ocean data challenge 2020a, ``src/mod_eval.py::psd_based_scores``):
 per row of the averaging dims, the 2-D (time, x) field has its mean removed
-(``detrend="constant"``, as DESIGN §7; 2020a's code used ``"linear"``, available here),
+(``detrend="constant"``, as docs/metrics.md states; 2020a's code used ``"linear"``, available here),
 is multiplied by the outer product of Hann windows ``numpy.hanning`` (the window xrft's
 ``window=True`` applied in 2020), and Fourier transformed; only the quadrant of strictly
 positive frequency and wavenumber is kept (as 2020a's ``freq_lon > 0 & freq_time > 0``,
