@@ -18,6 +18,8 @@ def add_parsers(sub) -> None:
     r.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
     r.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default 1: fastest for these sizes on a shared machine; recorded)")
+    r.add_argument("--name", default=None,
+                   help="the row's name (default: the method's), e.g. to keep two settings of one method")
     r.add_argument("--devices", type=int, default=None,
                    help="learned methods: train on N processes (CPU) or GPUs with Lightning DDP")
     r.add_argument("--retrain", action="store_true", help="learned methods: train even if a matching checkpoint exists")
@@ -118,7 +120,7 @@ def dispatch(args) -> int:
         device = _device(args.device)
         _threads(args.threads)
         res = run(args.challenge, args.method, _size(args.size), seed=args.seed, results_dir=args.results,
-                  root=args.root, device=device, progress=not args.quiet, params=_run_params(args))
+                  root=args.root, device=device, progress=not args.quiet, params=_run_params(args), name=args.name)
         print(format_scores(res))
         return 0
     if cmd == "score":

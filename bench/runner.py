@@ -78,19 +78,23 @@ def save_outputs(pred: xr.Dataset, result: dict, results_dir, challenge: str, si
 
 
 def run(challenge_name: str, method_name: str, size: str = "small", seed: int = 0, results_dir=None,
-        root=None, device=None, progress=True, references=True, params: dict | None = None) -> dict:
-    """Fit, predict and score one method; write and return its results JSON (``res["path"]``: where)."""
+        root=None, device=None, progress=True, references=True, params: dict | None = None,
+        name: str | None = None) -> dict:
+    """Fit, predict and score one method; write and return its results JSON (``res["path"]``: where).
+
+    ``name``: the row's name (default: the method's)."""
     import torch
 
     from baselines.base import config_dict
 
     challenge = get_challenge(challenge_name)
+    name = check_name(name or method_name, "--name")
     torch.manual_seed(seed)
     data_dir = ensure_data(challenge, size, root, progress)
     method = get_method(method_name, challenge, params, seed=seed, device=device, progress=progress)
     from data_scripts.manifest import fingerprint
 
-    method.context = {"workdir": RUNS / challenge.name / size / method_name, "data_fingerprint": fingerprint(data_dir),
+    method.context = {"workdir": RUNS / challenge.name / size / name, "data_fingerprint": fingerprint(data_dir),
                       "challenge": challenge.name, "size": size}
     train, val = challenge.split(size, "train", root), challenge.split(size, "val", root)
     t0 = time.perf_counter()
@@ -102,13 +106,14 @@ def run(challenge_name: str, method_name: str, size: str = "small", seed: int = 
                  optional_dims=challenge.optional_dims, optional_vars=challenge.optional_vars)
     scores = challenge.score(pred, size, root)
     edge = tuning_edges(method.tuning)
-    res = R.build(challenge, size, method_name, "method", scores,
+    res = R.build(challenge, size, name, "method", scores,
                   runtime={"fit_s": round(t1 - t0, 3), "predict_s": round(t2 - t1, 3)},
                   device=method.device, data_dir=data_dir, reference=method.reference,
                   notes=" ".join(n for n in (method.notes, edge_note(edge)) if n),
                   params=_jsonable({"config": config_dict(method.config), "tuned": method.describe(),
                                     "tuning": method.tuning}), seed=seed, tuning_edge=_jsonable(edge))
-    path = save_outputs(pred, res, results_dir, challenge.name, size, method_name, overwrite=True)
+    res["params"]["method"] = method_name
+    path = save_outputs(pred, res, results_dir, challenge.name, size, name, overwrite=True)
     if references:
         write_references(challenge, size, root, results_dir, data_dir)
     return dict(res, path=str(path))
