@@ -30,9 +30,11 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import torch
+import lazy_loader as lazy
 
 from ..base import Config
+
+torch = lazy.load("torch")
 
 CHECKPOINTS = Path("runs") / "checkpoints"
 
