@@ -195,7 +195,8 @@ class L96DA(Challenge):
             out[f"rmse_obs{_pct(f)}"] = Score.of(metrics.bootstrap_sums(sel, lambda s: np.sqrt(s["se"] / s["n"])))
         crps = err["crps"].values
         out["crps"] = Score(crps.mean(), *metrics.bootstrap_ci(crps))
-        out["spread_skill"] = (Score.of(metrics.intervals.spread_skill(se_a, err["var"].values, err["members"]))
+        out["spread_skill"] = (Score.of(metrics.intervals.spread_skill(se_a, err["var"].values, err["members"]),
+                                        rank_histogram=metrics.rank_histogram(x, truth).values.tolist())
                                if "var" in err else Score.undefined("deterministic"))
         mean = x.mean(MEMBER) if MEMBER in x.dims else x
         lam, flag = metrics.ring_resolution(mean, truth, "i")

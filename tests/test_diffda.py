@@ -55,9 +55,8 @@ def test_an_ensemble_prediction_validates_and_yields_crps(root, challenge):
     pred = check(pred, ch.template(SIZE, root), optional_dims=ch.optional_dims)
     s = ch.score(pred, SIZE, root)
     assert np.isfinite(s["crps"].value) and np.isfinite(s["spread_skill"].value)
-    if challenge == "qg-da":
-        hist = s["spread_skill"].extra["rank_histogram"]
-        assert len(hist) == 5 and sum(hist) > 0
+    hist = s["spread_skill"].extra["rank_histogram"]
+    assert len(hist) == 5 and sum(hist) > 0
     d = m.describe()
     assert d["network_evaluations_per_sample"] == 10 and d["sampling_seconds"] > 0 and d["members"] == 4
 
