@@ -52,7 +52,7 @@ def hardware(device: str | None = None) -> dict:
     except OSError:
         pass
     out = {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-           "device": device or "cpu"}
+           "device": device or "cpu", "mkl_cbwr": os.environ.get("MKL_CBWR")}
     if device and device.startswith("cuda") and torch.cuda.is_available():
         out["gpu"] = torch.cuda.get_device_name(0)
     return out

@@ -63,7 +63,10 @@ def dataset_stores(root: Path) -> list[Path]:
 def write_manifest(root: Path, config: dict, seeds: dict, extra: dict | None = None) -> dict:
     """Hash every store under ``root`` and write ``manifest.json`` there."""
     arrays = {str(rel): store_hashes(root / rel) for rel in dataset_stores(root)}
-    manifest = {"config": config, "seeds": seeds, "versions": package_versions(), "arrays": arrays}
+    from . import numerics
+
+    manifest = {"config": config, "seeds": seeds, "versions": package_versions(), "numerics": numerics(),
+                "arrays": arrays}
     if extra:
         manifest.update(extra)
     (root / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
