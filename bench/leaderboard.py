@@ -29,6 +29,27 @@ value of each column is in bold. Reference rows (*italic*) are bounds, not metho
 """
 
 
+
+def training_note(r: dict) -> str:
+    """What a learned row's training record says a reader must know: epochs, why it stopped, the device."""
+    tuned = (r.get("params") or {}).get("tuned") or {}
+    tr = tuned.get("training")
+    if not tr:
+        return ""
+    if tr.get("from_checkpoint"):
+        return f"Model from {tr['from_checkpoint']}."
+    curve = [v for _, v in tr.get("val_curve") or []]
+    ep, why = tr.get("epochs"), tr.get("stopped_by") or "max epochs"
+    hw = tr.get("hardware") or {}
+    mins = (tr.get("train_seconds") or 0) / 60
+    out = f"Trained {ep} epochs in {mins:.0f} min on {hw.get('accelerator', 'cpu')}, stopped by {why}"
+    if why == "time limit" and len(curve) >= 2 and curve[-1] <= min(curve[:-1]):
+        out += " with the val loss still falling"
+    out += "."
+    if "network_evaluations_per_sample" in tuned:
+        out += f" {tuned.get('members')} members, {tuned['network_evaluations_per_sample']} network evaluations each."
+    return out
+
 def load_results(results_dir: Path) -> dict[tuple[str, str], list[dict]]:
     out: dict[tuple[str, str], list[dict]] = {}
     for path in sorted(Path(results_dir).glob("*/*/*.json")):
@@ -97,7 +118,7 @@ def table(rows: list[dict], columns: list[dict]) -> str:
         if r.get("kind") == "submission":
             name += " (submission)"
         cells = [_cell(r, c, None if r.get("kind") == "reference" else best[c["key"]]) for c in columns]
-        notes = (r.get("notes") or "").replace("|", "/").replace("\n", " ")
+        notes = " ".join(n for n in (r.get("notes"), training_note(r)) if n).replace("|", "/").replace("\n", " ")
         ref = (r.get("reference") or "").replace("|", "/").replace("\n", " ")
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {notes} | {ref} |")
     return "\n".join(lines) + "\n"

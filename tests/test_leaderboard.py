@@ -81,3 +81,15 @@ def test_the_challenge_note_heads_its_table(tmp_path):
     assert note.startswith("Reading the table") and "\n" not in note
     assert page.index(note) < page.index("| Method |")
     assert L.challenge_note("no-such-challenge") == ""
+
+
+def test_a_learned_row_states_how_it_was_trained():
+    from bench.leaderboard import training_note
+
+    rec = {"epochs": 6, "stopped_by": "time limit", "train_seconds": 1200, "hardware": {"accelerator": "cpu"},
+           "val_curve": [[0, 0.9], [1, 0.8], [2, 0.7]]}
+    note = training_note({"params": {"tuned": {"training": rec}}})
+    assert note == "Trained 6 epochs in 20 min on cpu, stopped by time limit with the val loss still falling."
+    rec["val_curve"][-1][1] = 0.85
+    assert "still falling" not in training_note({"params": {"tuned": {"training": rec}}})
+    assert training_note({"params": {"tuned": {"B_scale": 1.0}}}) == ""
