@@ -142,9 +142,14 @@ def render(results_dir: Path) -> dict[str, str]:
             readme.append(f"\n{note}\n")
         columns = challenge_columns(ch)
         for size in ch_sizes:
-            rows = grouped[(ch, size)]
-            hw = sorted({_hw(r) for r in rows})
-            block = f"\n### {ch} — size `{size}`\n\n" + table(rows, columns) + f"\nHardware: {'; '.join(hw)}.\n"
+            rows, off = split_canonical(ch, size, grouped[(ch, size)])
+            block = f"\n### {ch} — size `{size}`\n\n"
+            if rows:
+                hw = sorted({_hw(r) for r in rows})
+                block += table(rows, columns) + f"\nHardware: {'; '.join(hw)}.\n"
+            if off:
+                block += (f"\nNot ranked, scored on another dataset than the canonical one "
+                          f"({off[0]}): {', '.join(off[1])}.\n")
             readme.append(block)
             page.append(block)
         pages[f"{ch}.md"] = "".join(page)
@@ -152,6 +157,28 @@ def render(results_dir: Path) -> dict[str, str]:
         readme.append("\nNo results yet: run `bench run <challenge> <method>`.\n")
     pages["README.md"] = "".join(readme)
     return pages
+
+
+def split_canonical(challenge: str, size: str, rows: list[dict]) -> tuple[list[dict], tuple | None]:
+    """(rows on the committed canonical dataset, None or (what is canonical, names of the other rows)).
+
+    A table compares methods on one truth: a row whose ``dataset_sha256`` is not the canonical
+    fingerprint of the challenge's world and size (``data_scripts/fingerprints.json``) is listed
+    under the table, not ranked. Without a committed fingerprint every row is kept.
+    """
+    from data_scripts.manifest import canonical_fingerprints
+
+    from .registry import CHALLENGES, get_challenge
+
+    if challenge not in CHALLENGES:
+        return rows, None
+    world = get_challenge(challenge).world
+    ref = canonical_fingerprints().get(world, {}).get(size)
+    if ref is None:
+        return rows, None
+    keep = [r for r in rows if r.get("dataset_sha256") in (None, ref["sha256"])]
+    other = sorted(r["method"] for r in rows if r not in keep)
+    return keep, ((f"`{world}/{size}` {ref['sha256'][:12]}…", other) if other else None)
 
 
 def challenge_note(name: str) -> str:

@@ -1,11 +1,12 @@
 """The worlds and their datasets.
 
 Importing this package sets ``MKL_CBWR=COMPATIBLE`` (unless the user set MKL_CBWR): MKL's
-conditional numerical reproducibility, which makes its FFTs take the same code path on every
-x86 CPU. Without it the QG datasets' bytes depended on the CPU vendor (measured: qg tiny
-generated on an Intel Xeon with AVX-512 differed from the canonical one made on an AMD EPYC;
-with COMPATIBLE the Xeon reproduces it exactly), at a cost of about a third more generation
-time. MKL reads the variable when it first runs, so this package must be imported before
+conditional numerical reproducibility, which MKL documents as giving the same results on
+every x86 CPU. Without it the QG datasets' bytes depended on the CPU: qg tiny and small
+generated on an Intel Xeon (AVX-512) differed from those made earlier on an AMD EPYC. With it
+the Xeon reproduced the AMD-made qg tiny exactly but not qg small, so the canonical qg and
+qg-jet small datasets were regenerated in this mode (data_scripts/fingerprints.json records
+it). It costs about a third more generation time. MKL reads the variable when it first runs, so this package must be imported before
 any torch FFT runs (``bench`` does); ``numerics()`` records the setting in every manifest and
 results file. See docs/worlds.md, "Reproducibility".
 """

@@ -133,7 +133,10 @@ def record_canonical(root) -> str:
     cfg = read_manifest(root)["config"]
     table = canonical_fingerprints()
     fp = fingerprint(root)
-    table.setdefault(cfg["world"], {})[cfg["size"]] = {"sha256": fp, "cpu": _cpu_model(), "torch": torch.__version__}
+    from . import numerics
+
+    table.setdefault(cfg["world"], {})[cfg["size"]] = {"sha256": fp, "cpu": _cpu_model(), "torch": torch.__version__,
+                                                       **{k.lower(): v for k, v in numerics().items()}}
     FINGERPRINTS.write_text(json.dumps(table, indent=1, sort_keys=True) + "\n")
     return fp
 

@@ -93,3 +93,16 @@ def test_a_learned_row_states_how_it_was_trained():
     rec["val_curve"][-1][1] = 0.85
     assert "still falling" not in training_note({"params": {"tuned": {"training": rec}}})
     assert training_note({"params": {"tuned": {"B_scale": 1.0}}}) == ""
+
+
+def test_a_row_on_another_dataset_is_listed_not_ranked(tmp_path):
+    from data_scripts.manifest import canonical_fingerprints
+
+    canon = canonical_fingerprints()["qg"]["tiny"]["sha256"]
+    d = tmp_path / "results"
+    for r, sha in ((res("oi", 0.8, 150.0), canon), (res("gnn", 0.95, 100.0), "0" * 64)):
+        write(d / "qg-map" / "tiny" / f"{r['method']}.json", dict(r, dataset_sha256=sha))
+    text = L.render(d)["README.md"]
+    rows = [line.split("|")[1].strip() for line in text.splitlines() if line.startswith("| ") and "Method" not in line]
+    assert rows == ["oi"]
+    assert "Not ranked, scored on another dataset than the canonical one" in text and ": gnn." in text
