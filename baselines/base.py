@@ -92,6 +92,9 @@ class Method:
             if key not in fields:
                 raise ValueError(f"method {cls.name!r} has no parameter {key!r}; it has: {', '.join(sorted(fields))}")
             default = getattr(cls.Config(), key)
+            if default is None and isinstance(raw, str) and str(fields[key].type).startswith("str"):
+                values[key] = None if raw.strip().lower() == "none" else raw.strip()  # e.g. a path
+                continue
             values[key] = parse_value(raw, default, key)
         return cls.Config(**values)
 

@@ -159,3 +159,12 @@ def test_listing_does_not_load_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip().endswith("LIGHT"), out.stderr[-500:]
     assert "applies" in out.stdout or "supports" in out.stdout
+
+
+def test_a_path_setting_stays_text():
+    """`--param from_checkpoint=runs/checkpoints/<key>/model.pt` (a str field defaulting to None)."""
+    from baselines.gnn import GNN
+
+    assert GNN.make_config({"from_checkpoint": "runs/c/model.pt"}).from_checkpoint == "runs/c/model.pt"
+    assert GNN.make_config({"from_checkpoint": "none"}).from_checkpoint is None
+    assert GNN.make_config({"max_minutes": "5"}).max_minutes == 5.0

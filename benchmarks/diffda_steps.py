@@ -1,0 +1,71 @@
+"""DiffDA: analysis error against the number of sampling steps, on the val split (never test).
+
+    python benchmarks/diffda_steps.py runs/checkpoints/<key>/model.pt [--cases 200]
+
+Loads a trained ``diffda`` model and samples the ensemble-mean analysis of a seeded subset
+of val cases with DDIM (eta = 0) at several step counts (Lorenz-96 one-step DA: ``l96-da``) and with DDPM at the longest, and
+prints each RMSE and its ratio to the 1000-step DDIM reference computed in the same process,
+with the sampling time. ``benchmarks/README_learned.md`` quotes the output.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from bench.registry import get_challenge, get_method
+from challenges import l96_world as W
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("checkpoint")
+    ap.add_argument("--size", default="small")
+    ap.add_argument("--cases", type=int, default=200, help="val cases per density (seeded subset)")
+    ap.add_argument("--members", type=int, default=4)
+    ap.add_argument("--steps", default="10,25,50,100,1000")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    ch = get_challenge("l96-da")
+    train, val = ch.split(args.size, "train"), ch.split(args.size, "val")
+    data = val._data()
+    rng = np.random.default_rng(0)
+    cases = []
+    for f in ch.densities:
+        idx = np.flatnonzero(data.density.values == f)
+        idx = np.sort(rng.choice(idx, size=min(args.cases, idx.size), replace=False))
+        d = data.isel(case=idx)
+        cases.append((W.problem_from_dataset(d.drop_vars("x_true")), d.x_true.values))
+
+    def run(steps: int, sampler: str = "ddim"):
+        m = get_method("diffda", ch, {"from_checkpoint": args.checkpoint, "n_steps": steps, "sampler": sampler,
+                                      "members": args.members}, progress=False)
+        m.context = {"workdir": "runs/benchmarks", "size": args.size}
+        m.fit(train, val)
+        torch.manual_seed(0)
+        se, n, t0 = 0.0, 0, time.perf_counter()
+        for problem, xt in cases:
+            xa = m.predict(problem)["x"]
+            if "member" in xa.dims:
+                xa = xa.mean("member")
+            se += float(((xa.transpose("case", "i").values - xt) ** 2).sum())
+            n += xt.size
+        return float(np.sqrt(se / n)), time.perf_counter() - t0
+
+    steps = [int(s) for s in args.steps.split(",")]
+    ref, ref_t = run(max(steps))
+    print(f"l96-da {args.size}: {len(cases)} densities x {args.cases} val cases, {args.members} members")
+    print(f"| sampler | steps (network evaluations) | RMSE of the mean | ratio to DDIM {max(steps)} | sampling s |")
+    print("|---|---:|---:|---:|---:|")
+    for s in steps:
+        rmse, t = (ref, ref_t) if s == max(steps) else run(s)
+        print(f"| DDIM eta 0 | {s} | {rmse:.4f} | {rmse / ref:.3f} | {t:.1f} |")
+    rmse, t = run(max(steps), "ddpm")
+    print(f"| DDPM | {max(steps)} | {rmse:.4f} | {rmse / ref:.3f} | {t:.1f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
