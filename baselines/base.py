@@ -92,8 +92,12 @@ class Method:
             if key not in fields:
                 raise ValueError(f"method {cls.name!r} has no parameter {key!r}; it has: {', '.join(sorted(fields))}")
             default = getattr(cls.Config(), key)
-            if default is None and isinstance(raw, str) and str(fields[key].type).startswith("str"):
-                values[key] = None if raw.strip().lower() == "none" else raw.strip()  # e.g. a path
+            typ = str(fields[key].type)
+            if isinstance(raw, str) and raw.strip().lower() == "none" and "None" in typ:
+                values[key] = None  # e.g. max_minutes=none: no limit
+                continue
+            if default is None and isinstance(raw, str) and typ.startswith("str"):
+                values[key] = raw.strip()  # e.g. a path
                 continue
             values[key] = parse_value(raw, default, key)
         return cls.Config(**values)

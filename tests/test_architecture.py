@@ -168,3 +168,4 @@ def test_a_path_setting_stays_text():
     assert GNN.make_config({"from_checkpoint": "runs/c/model.pt"}).from_checkpoint == "runs/c/model.pt"
     assert GNN.make_config({"from_checkpoint": "none"}).from_checkpoint is None
     assert GNN.make_config({"max_minutes": "5"}).max_minutes == 5.0
+    assert GNN.make_config({"max_minutes": "none"}).max_minutes is None
