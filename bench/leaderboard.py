@@ -36,8 +36,6 @@ def training_note(r: dict) -> str:
     tr = tuned.get("training")
     if not tr:
         return ""
-    if tr.get("from_checkpoint"):
-        return f"Model from {tr['from_checkpoint']}."
     curve = [v for _, v in tr.get("val_curve") or []]
     ep, why = tr.get("epochs"), tr.get("stopped_by") or "max epochs"
     hw = tr.get("hardware") or {}
@@ -46,6 +44,9 @@ def training_note(r: dict) -> str:
     if why == "time limit" and len(curve) >= 2 and curve[-1] <= min(curve[:-1]):
         out += " with the val loss still falling"
     out += "."
+    if tr.get("from_checkpoint"):
+        samples = (tr.get("data") or {}).get("train_samples")
+        out = f"Model loaded from {tr['from_checkpoint']} (trained on {samples} samples). " + out
     if "network_evaluations_per_sample" in tuned:
         out += f" {tuned.get('members')} members, {tuned['network_evaluations_per_sample']} network evaluations each."
     return out
