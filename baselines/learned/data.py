@@ -58,7 +58,7 @@ class PairsDataModule(pl.LightningDataModule):
         pick = np.arange(n) if n <= max_samples else np.sort(
             np.random.default_rng([self.seed, 3]).choice(n, max_samples, replace=False))
         g = self.train_split.geometry
-        if "x" in self.train_pairs.data_vars and "background" not in self.train_pairs:  # closure pairs: state -> S
+        if getattr(self.train_split, "family", None) == "closure":  # closure pairs: state x -> S (x may be a coord)
             from .features import _per_level
 
             x = self.train_pairs["x"].values[pick]
