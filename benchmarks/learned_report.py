@@ -25,20 +25,18 @@ def rows(results: Path):
 
 def main(argv=None) -> int:
     results = Path((argv or sys.argv[1:] or ["leaderboard/results"])[0])
-    seen = {}
     print("| challenge | size | method | parameters | train samples | epochs | stopped by | best val loss | "
-          "train s | s / epoch | reused from | hardware |")
+          "train s | s / epoch | this row | hardware |")
     print("|---|---|---|---:|---:|---:|---|---:|---:|---:|---|---|")
     for ch, size, name, d, tuned, tr in rows(results):
-        key = tr.get("key")
-        first = seen.setdefault(key, ch)
+        how = "loaded (from_checkpoint)" if tr.get("from_checkpoint") else ("reused" if tr.get("reused") else "trained")
         ep = tr.get("epochs") or 0
         secs = tr.get("train_seconds")
         data = tr.get("data") or {}
         hw = tr.get("hardware") or {}
         print(f"| {ch} | {size} | {name} | {tr.get('parameters', '')} | {data.get('train_samples', '')} | {ep} | "
               f"{tr.get('stopped_by', '')} | {tr.get('best_val_loss', '')} | {secs or ''} | "
-              f"{round(secs / ep, 1) if secs and ep else ''} | {first if first != ch or tr.get('reused') else ''} | "
+              f"{round(secs / ep, 1) if secs and ep else ''} | {how} | "
               f"{hw.get('cpu', '')}, {hw.get('accelerator', '')} × {hw.get('devices', '')}, "
               f"{hw.get('torch_threads', '')} thread(s) |")
     print()
