@@ -91,15 +91,7 @@ class Method:
         for key, raw in params.items():
             if key not in fields:
                 raise ValueError(f"method {cls.name!r} has no parameter {key!r}; it has: {', '.join(sorted(fields))}")
-            default = getattr(cls.Config(), key)
-            typ = str(fields[key].type)
-            if isinstance(raw, str) and raw.strip().lower() == "none" and "None" in typ:
-                values[key] = None  # e.g. max_minutes=none: no limit
-                continue
-            if default is None and isinstance(raw, str) and typ.startswith("str"):
-                values[key] = raw.strip()  # e.g. a path
-                continue
-            values[key] = parse_value(raw, default, key)
+            values[key] = parse_value(raw, getattr(cls.Config(), key), key, str(fields[key].type))
         return cls.Config(**values)
 
     def fit(self, train, val) -> None:
@@ -120,17 +112,22 @@ class Method:
         return obs.error_var(self.config.obs_error)
 
 
-def parse_value(raw, default, key: str):
+def parse_value(raw, default, key: str, annotation: str = ""):
     """``raw`` (a string from the command line, or a value) converted to the type of ``default``.
 
-    bool: true/false/1/0/yes/no; int; float; tuple: comma-separated numbers; a default of None
-    takes a number, or "none".
+    bool: true/false/1/0/yes/no; int; float; tuple: comma-separated numbers; "none" for a field
+    whose ``annotation`` allows None (e.g. ``max_minutes=none``); a default of None takes text
+    when the annotation is a str (e.g. a path), else a number.
     """
     if not isinstance(raw, str):
         return raw
     if isinstance(default, dict):
         raise ValueError(f"parameter {key} is a table ({default}); set it from Python, not the command line")
     text = raw.strip()
+    if text.lower() == "none" and "None" in annotation:
+        return None
+    if default is None and annotation.startswith("str"):
+        return text
     try:
         if isinstance(default, bool):
             flags = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False,

@@ -29,7 +29,6 @@ value of each column is in bold. Reference rows (*italic*) are bounds, not metho
 """
 
 
-
 def training_note(r: dict) -> str:
     """What a learned row's training record says a reader must know: epochs, why it stopped, the device."""
     tuned = (r.get("params") or {}).get("tuned") or {}
@@ -50,6 +49,7 @@ def training_note(r: dict) -> str:
     if "network_evaluations_per_sample" in tuned:
         out += f" {tuned.get('members')} members, {tuned['network_evaluations_per_sample']} network evaluations each."
     return out
+
 
 def load_results(results_dir: Path) -> dict[tuple[str, str], list[dict]]:
     out: dict[tuple[str, str], list[dict]] = {}
@@ -177,8 +177,9 @@ def split_canonical(challenge: str, size: str, rows: list[dict]) -> tuple[list[d
     ref = canonical_fingerprints().get(world, {}).get(size)
     if ref is None:
         return rows, None
-    keep = [r for r in rows if r.get("dataset_sha256") in (None, ref["sha256"])]
-    other = sorted(r["method"] for r in rows if r not in keep)
+    on = [r.get("dataset_sha256") in (None, ref["sha256"]) for r in rows]
+    keep = [r for r, ok in zip(rows, on) if ok]
+    other = sorted(r["method"] for r, ok in zip(rows, on) if not ok)
     return keep, ((f"`{world}/{size}` {ref['sha256'][:12]}…", other) if other else None)
 
 
