@@ -34,7 +34,7 @@ def ensure_data(challenge, size: str, root=None, progress=True, splits=("train",
         where = dataset_path(world, size, root)
         if not (where / MANIFEST).exists():
             print(f"no {world}/{size} dataset at {where}: generating it")
-            generate(world, size, root=root, progress=progress)
+            generate(world, size, root=root, progress=progress, exist_ok=True)
         check_data(where, world, size, splits if world == challenge.world else ("test",))
     return path
 

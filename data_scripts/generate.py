@@ -5,7 +5,12 @@ Layout: ``<root>/<world>/<size>/{train,val,test}/<store>.zarr`` and
 hidden temporary directory beside the target and renamed into place only once
 every array is written and hashed (``data_scripts.atomic``), so an interrupted
 generation never leaves a dataset that looks complete; the temporary
-directory of a killed generation is removed by the next one.
+directory of a killed generation is removed by the next one. One generation of
+a dataset runs at a time: ``generate`` holds an exclusive lock
+(``.<size>.lock`` beside the dataset while it runs, ``fcntl.flock``, released
+by the kernel if the process dies), so a second ``bench run`` that needs the same missing
+dataset waits for the first and then reads its dataset instead of making it
+again.
 
 Parallelism: trajectories of a split are simulated in fixed groups of
 ``cfg["group"]`` (one batched run each), one dask task per group. Each task
@@ -16,9 +21,12 @@ dask.distributed cluster give the same bytes.
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
+import sys
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -81,13 +89,45 @@ def _groups(n: int, size: int) -> list[slice]:
     return [slice(a, min(a + size, n)) for a in range(0, n, size)]
 
 
+@contextmanager
+def generation_lock(target: Path):
+    """Hold the exclusive lock on generating ``target`` (waits, saying so, while another process holds it).
+
+    The lock file is removed on release, so nothing is left beside the dataset; a waiter
+    that wakes on a removed file takes the lock again on the path's current file."""
+    lock = target.parent / f".{target.name}.lock"
+    said = False
+    while True:
+        fh = open(lock, "a")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not said:
+                print(f"another process is generating {target}; waiting for it", file=sys.stderr, flush=True)
+                said = True
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            if os.fstat(fh.fileno()).st_ino == os.stat(lock).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        fh.close()
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+        fh.close()
+
+
 def generate(world: str, size: str = "small", root=None, scheduler: str | None = None,
-             force: bool = False, progress: bool = True, splits=None, workers: int | None = None) -> Path:
+             force: bool = False, progress: bool = True, splits=None, workers: int | None = None,
+             exist_ok: bool = False) -> Path:
     """Generate (world, size) under ``root``; return the dataset path.
 
     ``scheduler``: None or "threads" (local threads, ``workers`` of them; default one per
     core), "sync" (serial), or a dask.distributed address such as ``tcp://host:8786``. Every
-    choice gives the same bytes on the same CPU.
+    choice gives the same bytes on the same CPU. ``exist_ok``: return an existing dataset
+    (made meanwhile by another process) instead of refusing it.
     """
     try:
         cfg = C.get_config(world, size)
@@ -96,9 +136,16 @@ def generate(world: str, size: str = "small", root=None, scheduler: str | None =
     if workers is not None and int(workers) < 1:
         raise GenerationError(f"workers must be at least 1, got {workers}")
     target = dataset_path(world, size, root)
-    if (target / MANIFEST).exists() and not force:
-        raise GenerationError(f"{target} already exists; pass --force to regenerate it")
     target.parent.mkdir(parents=True, exist_ok=True)
+    with generation_lock(target):
+        if (target / MANIFEST).exists() and not force:
+            if exist_ok:
+                return target
+            raise GenerationError(f"{target} already exists; pass --force to regenerate it")
+        return _generate(world, size, cfg, target, scheduler, progress, splits, workers)
+
+
+def _generate(world, size, cfg, target: Path, scheduler, progress, splits, workers) -> Path:
     atomic.clean_stale(target.parent, target.name)  # left behind by a killed generation
     rec = recipe(world)
     splits = tuple(s for s in SPLITS if s in cfg["splits"]) if splits is None else tuple(splits)

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -83,3 +84,34 @@ def test_canonical_status_names_a_different_dataset(tmp_path, monkeypatch):
     table.write_text(json.dumps(data))
     ok, sentence = canonical_status(path)
     assert ok is False and "NOT the canonical" in sentence and fingerprint(path)[:12] in sentence
+
+
+RACE = """
+import os, sys, time
+from pathlib import Path
+from bench.runner import ensure_data
+from bench.registry import get_challenge
+root, go = sys.argv[1], Path(sys.argv[2])
+Path(sys.argv[3]).touch()
+while not go.exists():
+    time.sleep(0.01)
+path = ensure_data(get_challenge("l96-da"), "tiny", root=root, progress=False)
+print((Path(root) / "l96" / "tiny" / "manifest.json").stat().st_mtime_ns)
+"""
+
+
+def test_two_runs_needing_the_same_missing_dataset_generate_it_once(tmp_path):
+    """Two processes released at the same moment: the second waits on the lock and reads the first's dataset."""
+    go = tmp_path / "go"
+    procs = [subprocess.Popen([sys.executable, "-c", RACE, str(tmp_path / "data"), str(go), str(tmp_path / f"ready{i}")],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    deadline = time.time() + 120
+    while not all((tmp_path / f"ready{i}").exists() for i in range(2)) and time.time() < deadline:
+        time.sleep(0.05)
+    go.touch()
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1][-500:] for o in outs]
+    stamps = {o[0].split()[-1] for o in outs}
+    assert len(stamps) == 1, "the dataset was written twice"
+    assert sum("generating it" in o[0] for o in outs) == 2  # both found it missing...
+    assert sum("waiting for it" in o[1] for o in outs) == 1  # ...and one waited for the other
