@@ -11,6 +11,7 @@ at the edge of their grid), seed, reference and notes. See docs/results.md.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -68,13 +69,28 @@ def versions() -> dict:
     return out
 
 
-def git_commit() -> str | None:
+def _git(*args) -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
+        out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10,
                              cwd=Path(__file__).resolve().parent.parent)
-        return out.stdout.strip() or None
+        return out.stdout.strip() if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+@functools.lru_cache(maxsize=1)
+def code_state() -> dict:
+    """The code this process runs: the commit and whether tracked files differed from it.
+
+    Taken once per process, at its first call (``bench run`` calls it before fitting),
+    so a commit made while a long run trains does not end up in that run's results."""
+    commit = _git("rev-parse", "HEAD") or None
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return {"git_commit": commit, "git_dirty": None if status is None else bool(status)}
+
+
+def git_commit() -> str | None:
+    return code_state()["git_commit"]
 
 
 def format_value(fmt: str, v: float) -> str:
@@ -95,7 +111,7 @@ def build(challenge, size: str, name: str, kind: str, scores: dict, *, runtime=N
         "runtime": runtime or {},
         "hardware": hardware(device),
         "versions": versions(),
-        "git_commit": git_commit(),
+        **code_state(),
         "dataset_sha256": fingerprint(data_dir) if data_dir else None,
         "dataset_canonical": canonical_status(data_dir)[0] if data_dir else None,
         "challenge_info": challenge.info(size),

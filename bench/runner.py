@@ -89,6 +89,7 @@ def run(challenge_name: str, method_name: str, size: str = "small", seed: int = 
 
     challenge = get_challenge(challenge_name)
     name = check_name(name or method_name, "--name")
+    R.code_state()  # the code as it is now, before a long fit
     torch.manual_seed(seed)
     data_dir = ensure_data(challenge, size, root, progress)
     method = get_method(method_name, challenge, params, seed=seed, device=device, progress=progress)

@@ -28,12 +28,42 @@ def test_run_writes_results_with_design_fields(env, monkeypatch, tmp_path):
     assert main(["run", *_args(env, "l96-cycle", "3dvar"), "--quiet"]) == 0
     out = json.loads((env[1] / "l96-cycle" / "tiny" / "3dvar.json").read_text())
     for key in ("challenge", "size", "method", "scores", "runtime", "hardware", "versions", "git_commit",
-                "dataset_sha256", "reference", "notes"):
+                "git_dirty", "dataset_sha256", "reference", "notes"):
         assert key in out
     rmse = out["scores"]["rmse"]
     assert 0.2 < rmse["value"] < 0.7 and rmse["ci95"][0] <= rmse["value"] <= rmse["ci95"][1]
     assert main(["plot", "l96-cycle", "3dvar", "--size", "tiny", "--root", str(env[0])]) == 0
     assert list((tmp_path / "runs" / "l96-cycle" / "tiny" / "3dvar").glob("*.png"))
+
+
+def test_results_record_the_commit_the_run_started_from(env, monkeypatch, tmp_path):
+    """A commit made while a method trains must not be recorded as the code that ran."""
+    from bench import registry
+    from bench import results as R
+
+    monkeypatch.chdir(tmp_path)
+    R.code_state.cache_clear()
+    head = {"now": "a" * 40}
+    monkeypatch.setattr(R, "_git", lambda *a: head["now"] if a[0] == "rev-parse" else "")
+    real = registry.get_method
+
+    def committing_meanwhile(*a, **k):
+        method = real(*a, **k)
+        fit = method.fit
+
+        def fit_then_commit(train, val):
+            fit(train, val)
+            head["now"] = "b" * 40
+        method.fit = fit_then_commit
+        return method
+
+    monkeypatch.setattr("bench.runner.get_method", committing_meanwhile)
+    try:
+        assert main(["run", *_args(env, "l96-da", "background"), "--name", "started", "--quiet"]) == 0
+    finally:
+        R.code_state.cache_clear()
+    out = json.loads((env[1] / "l96-da" / "tiny" / "started.json").read_text())
+    assert head["now"] == "b" * 40 and out["git_commit"] == "a" * 40 and out["git_dirty"] is False
 
 
 def test_template_score_roundtrip_and_errors(env, tmp_path, monkeypatch, capsys):
