@@ -80,12 +80,13 @@ def _git(*args) -> str | None:
 
 @functools.lru_cache(maxsize=1)
 def code_state() -> dict:
-    """The code this process runs: the commit and whether tracked files differed from it.
+    """The code this process runs: the commit and whether tracked files (``leaderboard/``, which
+    runs write into, aside) differed from it.
 
     Taken once per process, at its first call (``bench run`` calls it before fitting),
     so a commit made while a long run trains does not end up in that run's results."""
     commit = _git("rev-parse", "HEAD") or None
-    status = _git("status", "--porcelain", "--untracked-files=no")
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)leaderboard")
     return {"git_commit": commit, "git_dirty": None if status is None else bool(status)}
 
 
