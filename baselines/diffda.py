@@ -28,7 +28,14 @@ inpainting as in the paper:
   background's share of the innovation variance, measured on the train
   split) trusts them as a Kalman gain would; at each reverse step the known
   part, noised to that level, is blended in with weight m; jump length and
-  resampling count are settings.
+  resampling count are settings;
+* perturbed observations (``perturb_obs``, default on): with more than one member,
+  member k's known field is built from y + e_k, e_k ~ N(0, R) drawn per member
+  (the stochastic EnKF's device). Without it every member is pinned to the same
+  x_tilde where the mask is near 1, so the ensemble has almost no spread there
+  whatever its error: in a scalar linear-Gaussian case with the Kalman weight the
+  blend's variance is (1 - w)² σ_b² without perturbations and
+  (1 - w)² σ_b² + w² R = (1 - w) σ_b², the analysis variance, with them.
 
 Likelihood-score guidance (DPS: the gradient of 1/2 |y - H(xb + x0_hat)|²_R
 through the denoiser, with the problem's exact H and R = sigma² + sigma_r²) is
@@ -84,6 +91,9 @@ class DiffDAConfig(LearnedConfig):
     #: weight of the known field in the blend: "kalman" (the background's share of the innovation variance,
     #: 1 - R / var(y - H xb) on the train split: noisy observations are not copied) or a number in (0, 1]
     mask_weight: str = "kalman"
+    #: each member's known field is built from its own perturbed observations y + e, e ~ N(0, R)
+    #: (as the stochastic EnKF), so the blend does not give every member the same observation noise
+    perturb_obs: bool = True
     #: cycling: forecast every member (ensemble DA) or only the mean
     cycle_members: bool = True
     #: mapping: observations within this many days of a map's day form its known field
@@ -143,13 +153,13 @@ class DiffDA(Method):
         self.stats = {"nfe_per_sample": self.learner.parts.nfe(), "sampling_seconds": 0.0, "samples": 0}
 
     # -- the known field and mask ------------------------------------------------------------------------
-    def _known_from_points(self, problem, values, valid, levels_out: bool):
+    def _known_from_points(self, geometry, positions, values, valid, levels_out: bool):
         """(x_tilde (B, C, *grid) in physical units, counts (B, 1, *grid)) from point values (B, P)."""
         from .interp import fill_periodic
         from .learned.features import _scatter_mean, cell_index
 
-        g = problem.geometry
-        cells = cell_index(g, problem.obs.positions)
+        g = geometry
+        cells = cell_index(g, positions)
         mean, count = _scatter_mean(values, cells, valid, g.n_points)
         xg = g.axis_coords(1)
         filled = []
@@ -163,18 +173,30 @@ class DiffDA(Method):
         dx = torch.fft.irfft2(self.regression.to(f.device) * torch.fft.rfft2(f)[:, None], s=g.shape)
         return dx, counts
 
-    def _known(self, problem):
-        """(x_tilde normalised (B, C, *grid), hard mask (B, 1, *grid)) of an analysis problem."""
+    def _known(self, problem, members: int = 1):
+        """(x_tilde normalised (B K, C, *grid), hard mask (B K, 1, *grid)) of an analysis problem.
+
+        ``members`` K > 1: one known field per member from its own perturbed observations
+        (``perturb_obs``), member k of case b at row b K + k; K = 1: the observations as given."""
         from .learned.features import increment_scale, innovations, level_view
 
         g = problem.geometry
         xb = problem.background.mean(1) if problem.ensemble else problem.background
         d = innovations(problem, xb)
+        valid, positions = problem.obs.valid, problem.obs.positions
+        if members > 1:
+            gen = torch.Generator().manual_seed(int(self.seed) * 104729 + self.stats["samples"])
+            R = problem.obs.error_var(self.config.obs_error)
+            e = torch.randn((d.shape[0], members, d.shape[1]), generator=gen, dtype=torch.float64).to(d.device)
+            d = (d[:, None] + R.sqrt()[:, None] * e).reshape(-1, d.shape[1])
+            valid, positions = valid.repeat_interleave(members, 0), positions.repeat_interleave(members, 0)
+            d = torch.where(valid, d, torch.zeros_like(d))
+        n = d.shape[0]
         if problem.H.selection:
-            xt = level_view(d.reshape(xb.shape), g)
-            mask = problem.obs.valid.reshape(xb.shape[0], 1, *g.shape).to(torch.float64)
+            xt = level_view(d.reshape(n, *xb.shape[1:]), g)
+            mask = valid.reshape(n, 1, *g.shape).to(torch.float64)
         else:
-            xt, mask = self._known_from_points(problem, d, problem.obs.valid, True)
+            xt, mask = self._known_from_points(g, positions, d, valid, True)
         return xt / increment_scale(self.learner.norm, g, xt.device), mask
 
     # -- sampling ------------------------------------------------------------------------------------------
@@ -186,15 +208,17 @@ class DiffDA(Method):
         r = float(problem.obs.error_var(self.config.obs_error)[problem.obs.valid].mean())
         return float(np.clip(1.0 - r / n.innov_std ** 2, 0.05, 1.0))
 
-    def _sample(self, cond, x_tilde, mask, shape, obs_op=None, y=None, R=None, weight=1.0):
+    def _sample(self, cond, x_tilde, mask, shape, obs_op=None, y=None, R=None, weight=1.0, per_member=False):
+        """``per_member``: x_tilde and mask already hold one row per member (B M)."""
         parts = self.learner.parts
         M = self.config.members
         rep = (lambda a: None if a is None else a.repeat_interleave(M, 0))
+        rep_known = (lambda a: a) if per_member else rep
         den = parts.denoiser(self.learner.model, rep(cond))
         gen = torch.Generator().manual_seed(int(self.seed) * 7919 + self.stats["samples"])
         t0 = time.perf_counter()
-        out = parts.sample(den, (shape[0] * M, *shape[1:]), gen, x_tilde=rep(x_tilde).to(torch.float32),
-                           hard_mask=rep(mask).to(torch.float32), obs_op=obs_op, y=rep(y), R=rep(R),
+        out = parts.sample(den, (shape[0] * M, *shape[1:]), gen, x_tilde=rep_known(x_tilde).to(torch.float32),
+                           hard_mask=rep_known(mask).to(torch.float32), obs_op=obs_op, y=rep(y), R=rep(R),
                            mask_weight=weight)
         self.stats["mask_weight"] = float(weight)
         self.stats["sampling_seconds"] += time.perf_counter() - t0
@@ -212,7 +236,8 @@ class DiffDA(Method):
             g = problem.geometry
             xb = problem.background.mean(1) if problem.ensemble else problem.background
             cond = self.learner.condition(problem)  # an ensemble background conditions through its mean
-            xt, mask = self._known(problem)
+            per_member = self.config.perturb_obs and self.config.members > 1
+            xt, mask = self._known(problem, self.config.members if per_member else 1)
             scale = increment_scale(self.learner.norm, g, xb.device)
             obs_op = y = R = None
             if "dps" in self.config.guidance:
@@ -222,7 +247,7 @@ class DiffDA(Method):
                 y, R = problem.obs.filled(), problem.obs.error_var(self.config.obs_error)
             with torch.enable_grad() if obs_op is not None else torch.no_grad():
                 inc = self._sample(cond, xt, mask, (xb.shape[0], g.n_levels, *g.shape), obs_op, y, R,
-                                   self._mask_weight(problem))
+                                   self._mask_weight(problem), per_member)
             xa = xb[:, None] + (inc * scale[:, None]).reshape(xb.shape[0], -1, *xb.shape[1:])
             if problem.cycle is not None and not self.config.cycle_members:
                 return problem.result(xa.mean(1))
@@ -237,7 +262,7 @@ class DiffDA(Method):
             sub = dataclasses.replace(problem, times=problem.times[start:start + 16])
             w = sub.windows(self.config.half_window)
             vals = (w.obs.values - n.state_mean[0]) / n.state_std[0]
-            xt, mask = self._known_from_points(w, vals, w.obs.valid, False)
+            xt, mask = self._known_from_points(w.geometry, w.obs.positions, vals, w.obs.valid, False)
             s = self._sample(None, xt, mask, (len(sub.times), 1, *problem.geometry.shape))
             maps.append(n.state_mean[0] + n.state_std[0] * s[:, :, 0])
         m = torch.cat(maps)                                         # (T, M, ny, nx)
@@ -251,7 +276,8 @@ class DiffDA(Method):
                 "network_evaluations_per_sample": self.stats.get("nfe_per_sample"),
                 "sampling_seconds": round(self.stats.get("sampling_seconds", 0.0), 2),
                 "samples_drawn": self.stats.get("samples"), "cycle_members": c.cycle_members,
-                "mask_weight": self.stats.get("mask_weight", c.mask_weight)}
+                "mask_weight": self.stats.get("mask_weight", c.mask_weight),
+                "perturbed_observations": bool(c.perturb_obs and c.members > 1)}
 
 
 def problem_rep_H(problem, M: int):

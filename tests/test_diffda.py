@@ -63,7 +63,7 @@ def test_an_ensemble_prediction_validates_and_yields_crps(root, challenge):
 
 def test_inpainting_with_a_hard_full_mask_returns_the_observations(root):
     """sigma_G -> 0 and weight 1: the analysis equals the observations at the observed variables."""
-    ch, m = _fit("l96-da", root, sigma_g="0", mask_weight="1.0")
+    ch, m = _fit("l96-da", root, sigma_g="0", mask_weight="1.0", perturb_obs="false")
     problem = list(ch.cases(SIZE, root))[1]  # 50 % observed
     xa = torch.as_tensor(m.predict(problem)["x"].transpose("case", "member", "i").values)
     obs = problem.obs
@@ -74,7 +74,20 @@ def test_inpainting_with_a_hard_full_mask_returns_the_observations(root):
     assert unobserved.std() > 0  # elsewhere the members differ: the prior fills the gaps
 
 
+def test_perturbed_observations_give_each_member_its_own_draw_of_the_observation_error(root):
+    """Hard full mask, perturb_obs: at observed variables member k equals y + e_k, e_k ~ N(0, R)."""
+    ch, m = _fit("l96-da", root, sigma_g="0", mask_weight="1.0", members="16")
+    problem = list(ch.cases(SIZE, root))[1]
+    xa = torch.as_tensor(m.predict(problem)["x"].transpose("case", "member", "i").values)
+    v = problem.obs.valid[:, None, :].expand_as(xa)
+    e = (xa - problem.obs.values[:, None, :])[v]
+    sigma = float(problem.obs.error_var()[problem.obs.valid].sqrt().mean())
+    assert abs(float(e.mean())) < 0.05 * sigma and float(e.std()) == pytest.approx(sigma, rel=0.05)
+    assert float(xa.std(1)[problem.obs.valid].mean()) == pytest.approx(sigma, rel=0.1)  # members differ there
+
+
 def test_the_default_trusts_noisy_observations_less_than_the_paper():
     from baselines.diffda import DiffDA
 
     assert DiffDA.Config().mask_weight == "kalman" and DiffDA.Config().n_steps <= 50
+    assert DiffDA.Config().perturb_obs
