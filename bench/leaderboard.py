@@ -47,7 +47,11 @@ def training_note(r: dict) -> str:
         samples = (tr.get("data") or {}).get("train_samples")
         out = f"Model loaded from {tr['from_checkpoint']} (trained on {samples} samples). " + out
     if "network_evaluations_per_sample" in tuned:
-        out += f" {tuned.get('members')} members, {tuned['network_evaluations_per_sample']} network evaluations each."
+        out += f" {tuned.get('members')} members, {tuned['network_evaluations_per_sample']} network evaluations each"
+        if tuned.get("conditioning"):
+            out += f"; observations by {tuned['conditioning']}"
+            out += ", perturbed per member" if tuned.get("perturbed_observations") else ", the same for every member"
+        out += "."
     return out
 
 

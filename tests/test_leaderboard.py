@@ -93,6 +93,10 @@ def test_a_learned_row_states_how_it_was_trained():
     rec["val_curve"][-1][1] = 0.85
     assert "still falling" not in training_note({"params": {"tuned": {"training": rec}}})
     assert training_note({"params": {"tuned": {"B_scale": 1.0}}}) == ""
+    ens = {"training": rec, "members": 16, "network_evaluations_per_sample": 50, "conditioning": "inpainting",
+           "perturbed_observations": True}
+    assert training_note({"params": {"tuned": ens}}).endswith(
+        "16 members, 50 network evaluations each; observations by inpainting, perturbed per member.")
 
 
 def test_a_row_on_another_dataset_is_listed_not_ranked(tmp_path):
