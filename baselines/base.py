@@ -32,6 +32,11 @@ ALL_GEOMETRIES = ("ring", "periodic2d")
 ALL_OBS = ("state", "points")
 
 
+class SettingError(ValueError):
+    """A setting the user gave that cannot work (a missing or mismatched checkpoint file, ...):
+    ``bench`` prints its message as one sentence, without a traceback."""
+
+
 @dataclass(frozen=True)
 class Supports:
     """What a method can be run on: task families, geometry kinds, observation kinds."""

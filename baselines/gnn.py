@@ -14,10 +14,14 @@ The graph (``baselines.learned.nets.build_batch``, rebuilt for every problem):
   minimum-image displacement and distance, in units of ``edge_scale`` (the
   training grid's spacing, stored with the model, so the same weights run on
   another grid size: only the graph changes);
-* network (``EncodeProcessDecode``): MLP encoders, one interaction layer
-  obs -> grid, ``processor_layers`` interaction layers (message passing with
-  edge and node updates, residual, LayerNorm) on the mesh, an MLP decoder per
-  grid node: the analysis increment per level (analysis) or the map (mapping).
+* network (``EncodeProcessDecode``): MLP encoders, one message-passing layer
+  obs -> grid, ``processor_layers`` layers on the mesh (residual node updates,
+  LayerNorm), an MLP decoder per grid node: the analysis increment per level
+  (analysis) or the map (mapping). ``layer="factored"`` (default): each message
+  is σ(A h_src + B h_dst + C e) of the raw edge attributes e, summed, then one
+  linear layer, so the per-edge work is elementwise; ``layer="interaction"``:
+  GraphCast-style edge states updated by an MLP on every edge (about 7x slower
+  per batch at QG small, see ``benchmarks/README_learned.md``).
 
 Training and data as ``ae`` (``baselines.learned``): training pairs of the
 train split, early stopping on val, train-split normalisation, a random
@@ -48,6 +52,8 @@ class GNNConfig(LearnedConfig):
     #: observations each grid node receives
     k: int = 6
     mesh_levels: int = 2
+    #: "factored" (messages sum before their output layer: cheap per edge) or "interaction" (edge states)
+    layer: str = "factored"
     #: edge attribute unit; None: the training grid's spacing (in the geometry's units)
     edge_scale: float | None = None
     half_window: float = 5.0
@@ -75,7 +81,7 @@ class GNN(Method):
               "edge_scale": cfg.edge_scale if cfg.edge_scale is not None else float(min(geometry.spacing))}
         def make(norm):
             net = EncodeProcessDecode(n_obs, n_grid, n_out, hidden=cfg.hidden, processor_layers=cfg.processor_layers,
-                                      mlp_layers=cfg.mlp_layers, edge_features=d + 1)
+                                      mlp_layers=cfg.mlp_layers, edge_features=d + 1, layer=cfg.layer)
             learner = GraphLearner(net, norm, geometry, lr=cfg.lr, weight_decay=cfg.weight_decay, max_epochs=cfg.max_epochs,
                           obs_error=cfg.obs_error)
             learner.hp = dict(norm.extra.get("graph") or hp)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import xarray as xr
 
+from baselines.base import SettingError
 from data_scripts.atomic import transaction
 
 from . import results as R
@@ -99,7 +100,10 @@ def run(challenge_name: str, method_name: str, size: str = "small", seed: int = 
                       "challenge": challenge.name, "size": size}
     train, val = challenge.split(size, "train", root), challenge.split(size, "val", root)
     t0 = time.perf_counter()
-    method.fit(train, val)
+    try:
+        method.fit(train, val)
+    except SettingError as exc:
+        raise UserError(str(exc)) from None
     t1 = time.perf_counter()
     pred = _with_bar(challenge, method, size, root, progress)
     t2 = time.perf_counter()

@@ -232,6 +232,26 @@ def _gnn(**kw):
     return EncodeProcessDecode(obs_features=3 + 4, grid_features=2 + 4, out_features=2, **kw)
 
 
+def test_the_factored_layer_is_a_one_hidden_layer_message_mlp_summed_over_in_edges():
+    """Brute force over the edges of a bipartite graph: m_i = W sum_j silu(A h_j + B h_i + C e_ij) + b."""
+    from baselines.learned.nets.gnn import FactoredInteractionLayer
+
+    torch.manual_seed(0)
+    layer = FactoredInteractionLayer(hidden=6, edge_features=3).double()
+    src, dst = torch.randn(5, 6, dtype=torch.float64), torch.randn(4, 6, dtype=torch.float64)
+    ei = torch.tensor([[0, 1, 4, 2, 2, 3], [0, 0, 1, 2, 3, 3]])
+    e = torch.randn(6, 3, dtype=torch.float64)
+    out, e_out = layer((src, dst), ei, e)
+    with torch.no_grad():
+        want = []
+        for i in range(4):
+            s = sum((torch.nn.functional.silu(layer.src(src[j]) + layer.dst(dst[i]) + layer.edge(e[k]))
+                     for k, (j, ii) in enumerate(ei.T.tolist()) if ii == i), torch.zeros(6, dtype=torch.float64))
+            want.append(dst[i] + layer.node_mlp(torch.cat([dst[i], layer.out(s)])))
+    torch.testing.assert_close(out, torch.stack(want))
+    assert e_out is e
+
+
 def test_build_batch_disjoint_union():
     batch = _gnn_batch((8, 8), [7, 12], seed=0, k=3)
     assert batch.obs_x.shape == (19, 7) and batch.grid_x.shape == (128, 6)
@@ -248,8 +268,9 @@ def test_build_batch_disjoint_union():
     assert radius.obs_to_grid_edge_index.shape[1] <= 2 * 64
 
 
-def test_gnn_runs_and_gradients_reach_every_parameter():
-    model = _gnn(hidden=16, processor_layers=2)
+@pytest.mark.parametrize("layer", ["interaction", "factored"])
+def test_gnn_runs_and_gradients_reach_every_parameter(layer):
+    model = _gnn(hidden=16, processor_layers=2, layer=layer)
     batch = _gnn_batch((8, 8), [5, 11], seed=1)
     out = model(*batch.inputs())
     assert out.shape == (128, 2)
@@ -268,8 +289,9 @@ def test_gnn_runs_and_gradients_reach_every_parameter():
         assert p.grad.abs().sum() > 0, name
 
 
-def test_gnn_learns_tiny_task():
-    model = _gnn(hidden=32, processor_layers=2)
+@pytest.mark.parametrize("layer", ["interaction", "factored"])
+def test_gnn_learns_tiny_task(layer):
+    model = _gnn(hidden=32, processor_layers=2, layer=layer)
     batch = _gnn_batch((8, 8), [6, 10], seed=2)
     # target: a blend of the background and the nearest observation's value (needs the obs->grid messages)
     src, dst = batch.obs_to_grid_edge_index
@@ -287,8 +309,9 @@ def test_gnn_learns_tiny_task():
     assert losses[-1] < 0.5 * losses[0], losses[::10]
 
 
-def test_gnn_same_weights_on_two_grid_sizes():
-    model = _gnn(hidden=16, processor_layers=2)
+@pytest.mark.parametrize("layer", ["interaction", "factored"])
+def test_gnn_same_weights_on_two_grid_sizes(layer):
+    model = _gnn(hidden=16, processor_layers=2, layer=layer)
     with torch.no_grad():
         model.decoder[-1].weight.normal_(0, 0.1)
     for shape in [(16, 16), (32, 32)]:

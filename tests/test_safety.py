@@ -123,6 +123,16 @@ def test_bad_options_are_one_sentence(args, text, capsys, tmp_path):
     assert text in err and "Traceback" not in err and err.count("\n") == 1
 
 
+def test_a_missing_checkpoint_is_one_sentence(env, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = ["run", "l96-da", "ae", "--size", "tiny", "--root", str(env[0]), "--results", str(tmp_path / "res"),
+            "--param", "from_checkpoint=no/such/model.pt", "--quiet"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "no/such/model.pt does not exist" in err and "Traceback" not in err and err.count("\n") == 1
+    assert not (tmp_path / "res").exists()
+
+
 def test_cuda_without_cuda_is_one_sentence(capsys):
     import torch
 

@@ -14,6 +14,7 @@ torch = lazy.load("torch")
 
 def fit_learned(method, train, val, make, method_file: str):
     """(learner, record) of ``method``: see ``baselines.learned.train.fit_or_reuse``."""
+    from ..base import SettingError
     from .data import PairsDataModule
     from .train import _sha256, fit_or_reuse
 
@@ -24,10 +25,14 @@ def fit_learned(method, train, val, make, method_file: str):
 
         path = Path(cfg.from_checkpoint)
         if not path.exists():
-            raise ValueError(f"from_checkpoint: {path} does not exist")
+            raise SettingError(f"from_checkpoint: {path} does not exist")
         saved = torch.load(path, map_location="cpu", weights_only=False)
         learner = make(saved["norm"])
-        learner.net.load_state_dict(saved["state_dict"])
+        try:
+            learner.net.load_state_dict(saved["state_dict"])
+        except RuntimeError:
+            raise SettingError(f"from_checkpoint: {path} holds a network with other settings than this run's; "
+                             "pass the --param values it was trained with") from None
         record_path = path.with_name("record.json")
         record = json.loads(record_path.read_text()) if record_path.exists() else {}
         record.update(from_checkpoint=str(path), checkpoint_sha256=_sha256(path), reused=True)

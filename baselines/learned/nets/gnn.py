@@ -7,6 +7,15 @@ interaction layers on the multi-scale grid <-> grid mesh. Decoder: an MLP from
 each grid node's embedding to ``out_features``, whose last layer starts at zero
 (the untrained network predicts a zero increment).
 
+Two layer types (``layer``): ``"interaction"`` (GraphCast-style: edges carry
+their own hidden state, updated by an MLP on every edge in every layer) and
+``"factored"``, whose message is a one-hidden-layer MLP of (source, destination,
+raw edge attributes) with its output layer applied after the sum, where it
+commutes with the aggregation: m_i = W Σ_j σ(A h_j + B h_i + C e_ij) + b. Per
+edge it costs gathers, adds and one activation instead of two matrix products
+on 3 × hidden features, which is what makes training on a 64 × 64 grid
+affordable on a CPU (``benchmarks/README_learned.md``).
+
 Nothing in the network depends on the number of nodes, so the same weights run
 on any grid: only the graph (``build_batch``) changes. A batch is the disjoint
 union of its samples' graphs (node indices offset per sample, as
@@ -82,6 +91,36 @@ class InteractionLayer(MessagePassing):
         return h + self.node_mlp(torch.cat([h, aggr_out], dim=-1))
 
 
+class FactoredInteractionLayer(MessagePassing):
+    """Message passing whose message MLP's output layer is applied after the aggregation.
+
+    m_i = W aggr_{edges j -> i} σ(A h_src_j + B h_dst_i + C e_ij) + b (raw edge attributes
+    e_ij: displacement and distance); h_i' = h_i + LN(MLP_n([h_i, m_i])). Equal to a
+    message MLP with one hidden layer and sum (or mean) aggregation, but the per-edge work
+    is elementwise. Works on one node set or a bipartite graph (``x = (x_src, x_dst)``).
+    Returns the updated destination nodes and the edge attributes unchanged.
+    """
+
+    def __init__(self, hidden: int, edge_features: int, mlp_layers: int = 2, aggr: str = "sum"):
+        if aggr not in ("sum", "mean"):
+            raise ValueError(f"aggr must be 'sum' or 'mean', got {aggr!r}.")
+        super().__init__(aggr=aggr)
+        self.src = nn.Linear(hidden, hidden, bias=False)
+        self.dst = nn.Linear(hidden, hidden)
+        self.edge = nn.Linear(edge_features, hidden, bias=False)
+        self.out = nn.Sequential(nn.Linear(hidden, hidden), nn.LayerNorm(hidden))
+        self.node_mlp = mlp(2 * hidden, hidden, hidden, mlp_layers)
+
+    def forward(self, x, edge_index: torch.Tensor, edge_attr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x_src, x_dst = x if isinstance(x, (tuple, list)) else (x, x)
+        size = (x_src.shape[0], x_dst.shape[0])
+        agg = self.propagate(edge_index, a=(self.src(x_src), self.dst(x_dst)), c=self.edge(edge_attr), size=size)
+        return x_dst + self.node_mlp(torch.cat([x_dst, self.out(agg)], dim=-1)), edge_attr
+
+    def message(self, a_j: torch.Tensor, a_i: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.silu(a_j + a_i + c)
+
+
 class EncodeProcessDecode(nn.Module):
     """Observations + background grid -> per-grid-node output (N_grid_total, out_features).
 
@@ -90,18 +129,31 @@ class EncodeProcessDecode(nn.Module):
     (background values per channel, position features, ...). ``edge_features``:
     attributes per edge, the same count for obs -> grid and mesh edges
     (d + 1 from ``graphs.edge_features``: 3 in 2-D, 2 in 1-D). ``mlp_layers``
-    counts the Linear layers of every MLP; ``aggr`` is "sum" or "mean".
+    counts the Linear layers of every MLP; ``aggr`` is "sum" or "mean"; ``layer`` is
+    "interaction" (edge states, encoded and updated) or "factored" (raw edge attributes).
     """
 
     def __init__(self, obs_features: int, grid_features: int, out_features: int, hidden: int = 64,
-                 processor_layers: int = 6, mlp_layers: int = 2, edge_features: int = 3, aggr: str = "sum"):
+                 processor_layers: int = 6, mlp_layers: int = 2, edge_features: int = 3, aggr: str = "sum",
+                 layer: str = "interaction"):
         super().__init__()
+        if layer not in ("interaction", "factored"):
+            raise ValueError(f"layer must be 'interaction' or 'factored', got {layer!r}.")
         self.obs_encoder = mlp(obs_features, hidden, hidden, mlp_layers)
         self.grid_encoder = mlp(grid_features, hidden, hidden, mlp_layers)
-        self.obs_edge_encoder = mlp(edge_features, hidden, hidden, mlp_layers)
-        self.mesh_edge_encoder = mlp(edge_features, hidden, hidden, mlp_layers)
-        self.obs_to_grid = InteractionLayer(hidden, mlp_layers, aggr)
-        self.processor = nn.ModuleList([InteractionLayer(hidden, mlp_layers, aggr) for _ in range(processor_layers)])
+        if layer == "interaction":
+            self.obs_edge_encoder = mlp(edge_features, hidden, hidden, mlp_layers)
+            self.mesh_edge_encoder = mlp(edge_features, hidden, hidden, mlp_layers)
+
+            def make():
+                return InteractionLayer(hidden, mlp_layers, aggr)
+        else:
+            self.obs_edge_encoder = self.mesh_edge_encoder = nn.Identity()
+
+            def make():
+                return FactoredInteractionLayer(hidden, edge_features, mlp_layers, aggr)
+        self.obs_to_grid = make()
+        self.processor = nn.ModuleList([make() for _ in range(processor_layers)])
         self.decoder = mlp(hidden, out_features, hidden, mlp_layers, layer_norm=False)
         last = self.decoder[-1]
         nn.init.zeros_(last.weight)
