@@ -29,20 +29,28 @@ value of each column is in bold. Reference rows (*italic*) are bounds, not metho
 """
 
 
-def training_note(r: dict) -> str:
-    """What a learned row's training record says a reader must know: epochs, why it stopped, the device."""
-    tuned = (r.get("params") or {}).get("tuned") or {}
-    tr = tuned.get("training")
-    if not tr:
-        return ""
+def _trained(tr: dict, what: str = "Trained") -> str:
     curve = [v for _, v in tr.get("val_curve") or []]
     ep, why = tr.get("epochs"), tr.get("stopped_by") or "max epochs"
     hw = tr.get("hardware") or {}
     mins = (tr.get("train_seconds") or 0) / 60
-    out = f"Trained {ep} epochs in {mins:.0f} min on {hw.get('accelerator', 'cpu')}, stopped by {why}"
+    out = f"{what} {ep} epochs in {mins:.0f} min on {hw.get('accelerator', 'cpu')}, stopped by {why}"
     if why == "time limit" and len(curve) >= 2 and curve[-1] <= min(curve[:-1]):
         out += " with the val loss still falling"
-    out += "."
+    return out + "."
+
+
+def training_note(r: dict) -> str:
+    """What a learned row's training record says a reader must know: epochs, why it stopped, the device."""
+    tuned = (r.get("params") or {}).get("tuned") or {}
+    tr = tuned.get("training")
+    if not tr and tuned.get("online_training"):  # a closure trained offline, then through the solver
+        out = _trained(tuned.get("offline_training") or {}, "Offline: trained")
+        out += " " + _trained(tuned["online_training"], "Online: trained")
+        return out + (f" Unroll {tuned['unroll']}." if tuned.get("unroll") else "")
+    if not tr:
+        return ""
+    out = _trained(tr)
     if tr.get("from_checkpoint"):
         samples = (tr.get("data") or {}).get("train_samples")
         out = f"Model loaded from {tr['from_checkpoint']} (trained on {samples} samples). " + out

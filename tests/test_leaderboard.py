@@ -93,6 +93,11 @@ def test_a_learned_row_states_how_it_was_trained():
     rec["val_curve"][-1][1] = 0.85
     assert "still falling" not in training_note({"params": {"tuned": {"training": rec}}})
     assert training_note({"params": {"tuned": {"B_scale": 1.0}}}) == ""
+    online = {"offline_training": {"epochs": 15, "stopped_by": "max_epochs", "train_seconds": 600},
+              "online_training": rec, "unroll": "1 to 3 snapshots, +1 every 4 epochs"}
+    assert training_note({"params": {"tuned": online}}) == (
+        "Offline: trained 15 epochs in 10 min on cpu, stopped by max_epochs. Online: trained 6 epochs in 20 min on "
+        "cpu, stopped by time limit. Unroll 1 to 3 snapshots, +1 every 4 epochs.")
     ens = {"training": rec, "members": 16, "network_evaluations_per_sample": 50, "conditioning": "inpainting",
            "perturbed_observations": True}
     assert training_note({"params": {"tuned": ens}}).endswith(
