@@ -9,7 +9,9 @@ closure, and the loss is the mean squared error of the normalised states
 against the true trajectory at every snapshot; the unroll length grows from 1
 to ``unroll_max`` snapshots (one day = 24 model steps in QG), one
 gradient-checkpointed segment per snapshot bounds the memory; early stopping
-on the val split's unrolled loss. The record holds the unroll schedule, the
+on the val split's unrolled loss. ``offline_weight`` > 0 adds the offline loss
+on the start states, which anchors the forcing where the trajectory loss is
+blind (scales the coarse model's filter removes). The record holds the unroll schedule, the
 peak memory and the training time of both phases.
 """
 from __future__ import annotations
@@ -37,6 +39,9 @@ class CNNOnlineConfig(CNNConfig):
     #: start positions per epoch (a seeded subset of every (trajectory, snapshot)); None: all
     max_starts: int | None = 240
     max_minutes: float | None = 25.0
+    #: weight of the offline loss (forcing MSE at the start states) added to the trajectory loss; 0: a posteriori
+    #: only, as Frezat et al. (2022). The trajectory loss cannot see forcing the coarse model's filter removes.
+    offline_weight: float = 0.0
 
 
 class CNNOnline(CNN):
@@ -63,6 +68,7 @@ class CNNOnline(CNN):
             learner = self._make(train.geometry, OnlineClosureLearner)(offline.norm)
             learner.net.load_state_dict(offline.net.state_dict())
             learner.grow_every = cfg.grow_every
+            learner.offline_weight = float(cfg.offline_weight)
             return learner
 
         self.context = {**self.context, "phase": "online", "offline": self.offline_record.get("checkpoint_sha256")}
@@ -70,7 +76,8 @@ class CNNOnline(CNN):
 
         self.learner, self.record = fit_or_reuse(
             self, make, lambda: TrajectoryDataModule(train, val, cfg.unroll_max, cfg.batch_size, self.seed,
-                                                     cfg.max_starts), extra_files=[__file__, online.__file__])
+                                                     cfg.max_starts, cfg.offline_weight > 0),
+            extra_files=[__file__, online.__file__])
         self.record["peak_memory_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
     def describe(self) -> dict:

@@ -5,7 +5,9 @@ runs ``L`` snapshots with the network as its closure
 (``model.step_closed``, one snapshot per gradient-checkpointed segment, so
 memory grows with L only through the stored segment inputs), and the loss is
 the mean squared error of the normalised states against the true trajectory
-at every snapshot. The unroll length grows during training: L = min(L_max,
+at every snapshot, plus ``offline_weight`` times the offline loss (the
+normalised forcing's MSE at the start states; 0 by default: a posteriori
+only). The unroll length grows during training: L = min(L_max,
 L_0 + epoch // grow_every). Validation unrolls L_max snapshots without
 gradients. ``TrajectoryDataModule`` batches start indices (trajectory,
 snapshot) of the true trajectories of the train and val splits.
@@ -24,9 +26,13 @@ from .learners import CNNLearner
 
 
 class TrajectoryDataModule(pl.LightningDataModule):
-    def __init__(self, train, val, unroll_max: int, batch_size: int = 8, seed: int = 0, max_starts: int | None = None):
+    def __init__(self, train, val, unroll_max: int, batch_size: int = 8, seed: int = 0, max_starts: int | None = None,
+                 with_forcing: bool = False):
         super().__init__()
         self.train_traj, self.val_traj = train.trajectories(), val.trajectories()
+        #: the true subgrid forcing at every state of the trajectories (for an offline term in the loss)
+        self.train_S = train.forcings().reshape(self.train_traj.shape) if with_forcing else None
+        self.val_S = val.forcings().reshape(self.val_traj.shape) if with_forcing else None
         self.model, self.steps = train.model, int(train.steps_per_snapshot)
         self.unroll_max, self.batch_size, self.seed = int(unroll_max), int(batch_size), int(seed)
         self.train_starts = self._starts(self.train_traj, max_starts, seed)
@@ -53,16 +59,21 @@ class TrajectoryDataModule(pl.LightningDataModule):
         return DataLoader(_Indices(len(self.val_starts)), batch_size=self.batch_size, collate_fn=_collate)
 
     def batch(self, idx, device, train: bool, L: int):
+        """(x0, the true next L snapshots, the true forcing at x0 or None)."""
         traj, starts = (self.train_traj, self.train_starts) if train else (self.val_traj, self.val_starts)
+        S = self.train_S if train else self.val_S
         s = starts[idx.cpu().numpy()]
         x0 = torch.as_tensor(traj[s[:, 0], s[:, 1]], device=device)
         truth = torch.as_tensor(np.stack([traj[s[:, 0], s[:, 1] + d] for d in range(1, L + 1)], 1), device=device)
-        return x0, truth
+        S0 = None if S is None else torch.as_tensor(S[s[:, 0], s[:, 1]], device=device)
+        return x0, truth, S0
 
 
 class OnlineClosureLearner(CNNLearner):
     unroll_start: int = 1
     grow_every: int = 3
+    #: weight of the offline term (MSE of the normalised forcing at the start states); 0: a posteriori only
+    offline_weight: float = 0.0
 
     def unroll(self, train: bool) -> int:
         dm = self.trainer.datamodule
@@ -83,8 +94,16 @@ class OnlineClosureLearner(CNNLearner):
     def _loss(self, idx, train: bool):
         dm = self.trainer.datamodule
         L = self.unroll(train)
-        x, truth = dm.batch(idx, self.device, train, L)
+        x, truth, S0 = dm.batch(idx, self.device, train, L)
         g, model = self.geometry, dm.model
+        offline = 0.0
+        if self.offline_weight > 0 and S0 is not None:
+            from challenges.problems import ClosureProblem
+
+            p = ClosureProblem(states=x, geometry=g, model=model, var="S", batch_dims=("b",), batch_shape=(x.shape[0],))
+            pred = self.forward_problem(p)
+            offline = torch.mean((pred - self.target(p, S0).to(pred.dtype)) ** 2)
+            self.log("offline_loss", offline, on_step=False, on_epoch=True, batch_size=x.shape[0])
         closure = self._closure(g, model)
         m, s, _ = self.norm.tensors(x.device, g.n_levels)
         shape = (1, -1, *[1] * g.ndim)
@@ -98,4 +117,4 @@ class OnlineClosureLearner(CNNLearner):
             err = (level_view(x - truth[:, d], g)) / s.reshape(shape)
             loss = loss + (err ** 2).mean()
         self.log("unroll_snapshots", float(L), on_step=False, on_epoch=True, batch_size=x.shape[0])
-        return loss / L, x.shape[0]
+        return loss / L + self.offline_weight * offline, x.shape[0]
