@@ -245,6 +245,7 @@ class DiffDA(Method):
                 xbr = xb.repeat_interleave(M, 0)
                 obs_op = (lambda z: problem_rep_H(problem, M)(xbr + (z.to(torch.float64) * scale).reshape(xbr.shape)))
                 y, R = problem.obs.filled(), problem.obs.error_var(self.config.obs_error)
+                R = torch.where(problem.obs.valid, R, torch.full_like(R, float("inf")))  # padding: no likelihood
             with torch.enable_grad() if obs_op is not None else torch.no_grad():
                 inc = self._sample(cond, xt, mask, (xb.shape[0], g.n_levels, *g.shape), obs_op, y, R,
                                    self._mask_weight(problem), per_member)

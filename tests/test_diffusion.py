@@ -320,3 +320,17 @@ def test_guidance_reduces_observation_misfit():
                        hard_mask=hard, obs_op=obs_op, y=y, R=R)
     assert out.nfe == 20 and torch.isfinite(out.sample).all()
     assert torch.allclose(out.sample[..., idx], torch.full((4, 1, 3), 1.5))
+
+
+def test_guidance_ignores_observations_with_infinite_error():
+    """Padding and unobserved points carry R = inf: they must not pull the state towards their filler 0."""
+    from baselines.diffusion.guidance import LikelihoodGuidance
+
+    y = torch.tensor([[1.0, 0.0, 2.0]])
+    R = torch.tensor([[0.5, float("inf"), 2.0]])
+    g = LikelihoodGuidance(lambda x: x, y, R)
+    x0 = torch.tensor([[0.0, 5.0, 0.0]], requires_grad=True)
+    L = g.misfit(x0)
+    assert float(L) == pytest.approx(0.5 * (1.0 / 0.5 + 4.0 / 2.0))
+    (grad,) = torch.autograd.grad(L.sum(), x0)
+    assert float(grad[0, 1]) == 0.0 and torch.isfinite(grad).all()

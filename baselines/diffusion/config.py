@@ -110,7 +110,8 @@ class DiffusionParts:
 
     def guidance(self, obs_op: Callable[[Tensor], Tensor], y: Tensor, R: Tensor | float) -> LikelihoodGuidance:
         """DPS with the absolute scale guidance_scale * mean(R)."""
-        scale = self.config.guidance_scale * float(torch.as_tensor(R, dtype=torch.float64).mean())
+        R64 = torch.as_tensor(R, dtype=torch.float64)
+        scale = self.config.guidance_scale * float(R64[torch.isfinite(R64)].mean())
         return LikelihoodGuidance(obs_op, y, R, scale)
 
     def nfe(self) -> int:

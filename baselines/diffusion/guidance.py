@@ -50,9 +50,11 @@ class LikelihoodGuidance:
         self._misfit: Tensor | None = None
 
     def misfit(self, x0: Tensor) -> Tensor:
-        """(B,) L = 1/2 sum (y - h(x0))^2 / R."""
+        """(B,) L = 1/2 sum (y - h(x0))^2 / R; entries with R = inf (padding, unobserved) add nothing."""
         r = self.y.to(x0) - self.obs_op(x0)
-        return 0.5 * (r.pow(2) / self.R.to(x0)).reshape(r.shape[0], -1).sum(1)
+        R = self.R.to(x0)
+        w = torch.where(torch.isfinite(R), 1.0 / R, torch.zeros_like(R))
+        return 0.5 * (r.pow(2) * w).reshape(r.shape[0], -1).sum(1)
 
     def denoiser(self, denoise_fn: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]):
         """denoise_fn that also stores grad_{x_t} L (outputs detached)."""
