@@ -1,4 +1,5 @@
-"""Closure challenges: the similarity's two ends, blow-ups as records, gradients through the solver, physics."""
+"""Closure challenges: the similarity's two ends, blow-ups as records, gradients through the solver, physics,
+and cnn-online's training through the solver."""
 from __future__ import annotations
 
 import os
@@ -160,3 +161,47 @@ def test_a_learned_closure_trains_on_the_offline_pairs(root, challenge, name):
     m.context = {"workdir": Path("runs") / challenge, "data_fingerprint": "test", "size": SIZE}
     m.fit(train, val)
     assert m.record["epochs"] == 1 and np.isfinite(m.record["best_val_loss"])
+
+
+# -- cnn-online: training through the solver, and the offline term's forcing at the start states --
+
+ONLINE_QUICK = {"offline_epochs": "2", "max_epochs": "3", "max_starts": "32", "batch_size": "8", "unroll_max": "2",
+         "grow_every": "100", "widths": "16,16", "max_samples": "256"}
+
+
+def _fit_online(root, **params):
+    cls = registry.method_class("cnn-online")
+    ch = registry.get_challenge("l96x-closure")
+    m = cls(config=cls.make_config({**ONLINE_QUICK, **params}), seed=0, device="cpu", progress=False)
+    m.context = {"workdir": Path("runs"), "data_fingerprint": "test", "challenge": ch.name, "size": SIZE}
+    train, val = ch.split(SIZE, "train", root), ch.split(SIZE, "val", root)
+    m.fit(train, val)
+    return m, train, val
+
+
+@pytest.mark.parametrize("offline_weight", ["0", "0.5"])
+def test_online_training_runs_through_the_solver_and_records_both_phases(root, offline_weight):
+    m, train, _ = _fit_online(root, offline_weight=offline_weight)
+    d = m.describe()
+    off, on = d["offline_training"], d["online_training"]
+    assert off["epochs"] == 2 and on["epochs"] >= 1
+    assert np.isfinite(on["best_val_loss"]) and on["best_val_loss"] > 0
+    assert on["train_curve"][-1][1] < on["train_curve"][0][1]  # at a fixed unroll the trajectory loss falls
+    x = torch.as_tensor(train.states()[:4])
+    S = m.closure(train.model)(x)
+    assert S.shape == x.shape and torch.isfinite(S).all()
+
+
+def test_the_offline_term_gets_the_true_forcing_of_each_start_state(root):
+    from baselines.learned.online import TrajectoryDataModule
+
+    ch = registry.get_challenge("l96x-closure")
+    train, val = ch.split(SIZE, "train", root), ch.split(SIZE, "val", root)
+    dm = TrajectoryDataModule(train, val, unroll_max=2, batch_size=8, seed=0, max_starts=16, with_forcing=True)
+    x0, truth, S0 = dm.batch(torch.arange(8), "cpu", True, 2)
+    states, forcings = train.states(), train.forcings()
+    for b in range(8):
+        row = np.flatnonzero((states == x0[b].numpy()).all(1))
+        assert row.size >= 1 and np.array_equal(forcings[row[0]], S0[b].numpy())
+        assert np.array_equal(states[row[0] + 1], truth[b, 0].numpy())  # the next snapshot of the same run
+    assert TrajectoryDataModule(train, val, 2, 8, 0, 16).batch(torch.arange(8), "cpu", True, 2)[2] is None
