@@ -20,7 +20,7 @@ The graph (``baselines.learned.nets.build_batch``, rebuilt for every problem):
   (analysis) or the map (mapping). ``layer="factored"`` (default): each message
   is σ(A h_src + B h_dst + C e) of the raw edge attributes e, summed, then one
   linear layer, so the per-edge work is elementwise; ``layer="interaction"``:
-  GraphCast-style edge states updated by an MLP on every edge (about 7x slower
+  GraphCast-style edge states updated by an MLP on every edge (about 4x slower
   per batch at QG small, see ``benchmarks/README_learned.md``).
 
 Training and data as ``ae`` (``baselines.learned``): training pairs of the

@@ -90,10 +90,6 @@ def code_state() -> dict:
     return {"git_commit": commit, "git_dirty": None if status is None else bool(status)}
 
 
-def git_commit() -> str | None:
-    return code_state()["git_commit"]
-
-
 def format_value(fmt: str, v: float) -> str:
     """``fmt.format(v)`` without a minus sign on a value that rounds to zero ("-0.000" -> "0.000")."""
     text = fmt.format(v)

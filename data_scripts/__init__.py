@@ -7,8 +7,8 @@ generated on an Intel Xeon (AVX-512) differed from those made earlier on an AMD 
 the Xeon reproduced the AMD-made qg tiny exactly but not qg small, so the canonical qg and
 qg-jet small datasets were regenerated in this mode (data_scripts/fingerprints.json records
 it). It costs about a third more generation time. MKL reads the variable when it first runs,
-so this package must be imported before any torch FFT runs (``bench`` does); ``numerics()`` records the setting in every manifest and
-results file. See docs/worlds.md, "Reproducibility".
+so this package must be imported before any torch FFT runs (``bench`` does); ``numerics()``
+records the setting in every manifest and results file. See docs/worlds.md, "Reproducibility".
 """
 import os
 

@@ -81,15 +81,16 @@ class OnlineClosureLearner(CNNLearner):
             return dm.unroll_max
         return int(min(dm.unroll_max, self.unroll_start + self.current_epoch // max(1, self.grow_every)))
 
-    def _closure(self, geometry, model):
+    @staticmethod
+    def _problem(x, geometry, model):
+        """The closure problem of a batch of states x (B, *state_shape)."""
         from challenges.problems import ClosureProblem
 
-        def closure(x):
-            p = ClosureProblem(states=x, geometry=geometry, model=model, var="S", batch_dims=("b",),
-                               batch_shape=(x.shape[0],))
-            return self.forcing(p)
+        return ClosureProblem(states=x, geometry=geometry, model=model, var="S", batch_dims=("b",),
+                              batch_shape=(x.shape[0],))
 
-        return closure
+    def _closure(self, geometry, model):
+        return lambda x: self.forcing(self._problem(x, geometry, model))
 
     def _loss(self, idx, train: bool):
         dm = self.trainer.datamodule
@@ -98,9 +99,7 @@ class OnlineClosureLearner(CNNLearner):
         g, model = self.geometry, dm.model
         offline = 0.0
         if self.offline_weight > 0 and S0 is not None:
-            from challenges.problems import ClosureProblem
-
-            p = ClosureProblem(states=x, geometry=g, model=model, var="S", batch_dims=("b",), batch_shape=(x.shape[0],))
+            p = self._problem(x, g, model)
             pred = self.forward_problem(p)
             offline = torch.mean((pred - self.target(p, S0).to(pred.dtype)) ** 2)
             self.log("offline_loss", offline, on_step=False, on_epoch=True, batch_size=x.shape[0])
