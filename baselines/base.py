@@ -120,7 +120,7 @@ class Method:
 def parse_value(raw, default, key: str, annotation: str = ""):
     """``raw`` (a string from the command line, or a value) converted to the type of ``default``.
 
-    bool: true/false/1/0/yes/no; int; float; tuple: comma-separated numbers; "none" for a field
+    bool (also a bool-or-None field): true/false/1/0/yes/no; int; float; tuple: comma-separated numbers; "none" for a field
     whose ``annotation`` allows None (e.g. ``max_minutes=none``); a default of None takes text
     when the annotation is a str (e.g. a path), else a number.
     """
@@ -134,7 +134,7 @@ def parse_value(raw, default, key: str, annotation: str = ""):
     if default is None and annotation.startswith("str"):
         return text
     try:
-        if isinstance(default, bool):
+        if isinstance(default, bool) or (default is None and annotation.startswith("bool")):
             flags = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False,
                      "off": False}
             return flags[text.lower()]

@@ -21,21 +21,28 @@ inpainting as in the paper:
   into a state increment by the B-regression of the training increments
   (``SpectralCovariance.field_regression``); for mapping, the interpolated
   observations of the map's day;
-* the soft mask m = w blur(m') with a periodic Gaussian of width ``sigma_g``
-  grid cells, clipped to 1, times a weight w (``mask_weight``): the paper
-  copies the observations (w = 1), which with noisy observations puts their
-  noise into the analysis; the default w = 1 - R / var(y - H xb) (the
-  background's share of the innovation variance, measured on the train
-  split) trusts them as a Kalman gain would; at each reverse step the known
-  part, noised to that level, is blended in with weight m; jump length and
-  resampling count are settings;
-* perturbed observations (``perturb_obs``, default on): with more than one member,
+* the replacement (``replacement``): at each reverse step the known part,
+  noised to that level, replaces the sample where there are observations.
+  ``matched`` (default): x_tilde's error variance r (normalised units: the
+  observation error over the background's, r = R / (var(y - H xb) - R) from
+  the train split, divided by the count per cell) is treated as part of the
+  diffusion noise, so a cell is replaced by alpha x_tilde + sqrt(sigma^2 -
+  alpha^2 r) z only while sigma^2 >= alpha^2 r and is left to the denoiser
+  below (``baselines/diffusion/inpainting.py``); with a stochastic sampler
+  (the default eta = 1) this samples the Kalman analysis at observed cells in
+  the linear-Gaussian case. ``blend``: the paper's soft mask m = w blur(m') with
+  a periodic Gaussian of width ``sigma_g`` cells, clipped to 1, times a weight w
+  (``mask_weight``, "kalman": 1 - R / var(y - H xb), or a number; the paper copies
+  the observations, w = 1), blended in at every step. Repeated at N steps, any
+  w > 0 pulls the sample all the way to x_tilde, observation noise included (on
+  a Gaussian toy the Kalman weight ends at the observation, with no spread), which
+  is why ``l96-da`` analyses got worse with more observations (docs/diffda.md);
+  jump length and resampling count are settings of both;
+* perturbed observations (``perturb_obs``, default on with ``blend``, off with
+  ``matched``, which already samples the observation error): with more than one member,
   member k's known field is built from y + e_k, e_k ~ N(0, R) drawn per member
-  (the stochastic EnKF's device). Without it every member is pinned to the same
-  x_tilde where the mask is near 1, so the ensemble has almost no spread there
-  whatever its error: in a scalar linear-Gaussian case with the Kalman weight the
-  blend's variance is (1 - w)² σ_b² without perturbations and
-  (1 - w)² σ_b² + w² R = (1 - w) σ_b², the analysis variance, with them.
+  (the stochastic EnKF's device). Without it every blended member is pinned to the
+  same x_tilde where the mask is near 1, so the ensemble has almost no spread there.
 
 Likelihood-score guidance (DPS: the gradient of 1/2 |y - H(xb + x0_hat)|²_R
 through the denoiser, with the problem's exact H and R = sigma² + sigma_r²) is
@@ -50,7 +57,8 @@ conditioned on the mean of the forecast ensemble: ensemble DA), false only the m
 
 Cost: the number of network evaluations per sample and the sampling time
 are recorded. Defaults (``DiffDAConfig``): cosine schedule, v-parameterisation,
-DDIM (eta = 0) with 50 steps and no resampling: 50 network evaluations.
+DDIM with eta = 1 (the DDPM step: the matched replacement needs a stochastic
+sampler) with 50 steps and no resampling: 50 network evaluations.
 """
 from __future__ import annotations
 
@@ -60,7 +68,7 @@ from dataclasses import dataclass
 import lazy_loader as lazy
 import numpy as np
 
-from .base import Method, Supports
+from .base import Method, SettingError, Supports
 from .learned.train import LearnedConfig
 
 torch = lazy.load("torch")
@@ -80,7 +88,7 @@ class DiffDAConfig(LearnedConfig):
     parameterization: str = "v"
     weighting: str = "eps-equivalent"
     sampler: str = "ddim"
-    eta: float = 0.0
+    eta: float = 1.0
     n_steps: int = 50
     sigma_g: float = 1.5
     jump_length: int = 10
@@ -88,12 +96,14 @@ class DiffDAConfig(LearnedConfig):
     #: "inpainting" (DiffDA), "dps" (likelihood-score guidance), "inpainting+dps", "none"
     guidance: str = "inpainting"
     guidance_scale: float = 0.3
-    #: weight of the known field in the blend: "kalman" (the background's share of the innovation variance,
-    #: 1 - R / var(y - H xb) on the train split: noisy observations are not copied) or a number in (0, 1]
+    #: "matched" (replace observed cells while the diffusion noise exceeds their error) or "blend" (the paper)
+    replacement: str = "matched"
+    #: blend only: weight of the known field, "kalman" (the background's share of the innovation variance,
+    #: 1 - R / var(y - H xb) on the train split) or a number in (0, 1]
     mask_weight: str = "kalman"
     #: each member's known field is built from its own perturbed observations y + e, e ~ N(0, R)
-    #: (as the stochastic EnKF), so the blend does not give every member the same observation noise
-    perturb_obs: bool = True
+    #: (as the stochastic EnKF); None: on with "blend", off with "matched"
+    perturb_obs: bool | None = None
     #: cycling: forecast every member (ensemble DA) or only the mean
     cycle_members: bool = True
     #: mapping: observations within this many days of a map's day form its known field
@@ -107,6 +117,10 @@ class DiffDA(Method):
     supports = Supports(families=("analysis", "cycling", "forecast", "mapping"))
     Config = DiffDAConfig
     reference = "Huang et al. (2024, DiffDA); Lugmayr et al. (2022, RePaint); Chung et al. (2023, DPS)"
+    #: settings used only when sampling: changing them reuses the trained model (not in the checkpoint key)
+    inference_settings = ("members", "sampler", "eta", "n_steps", "sigma_g", "jump_length", "n_resample",
+                          "guidance", "guidance_scale", "replacement", "mask_weight", "perturb_obs",
+                          "cycle_members", "half_window")
 
     def _parts(self):
         from .diffusion import DiffusionConfig
@@ -140,6 +154,8 @@ class DiffDA(Method):
     def fit(self, train, val) -> None:
         from .learned import fit_learned
 
+        if self.config.replacement not in ("matched", "blend"):
+            raise SettingError(f"replacement must be 'matched' or 'blend', got {self.config.replacement!r}")
         self.mapping = train.family == "mapping"
         self.geometry = train.geometry
         self.learner, self.record = fit_learned(self, train, val, self._make(train.geometry, self.mapping), __file__)
@@ -200,15 +216,30 @@ class DiffDA(Method):
         return xt / increment_scale(self.learner.norm, g, xt.device), mask
 
     # -- sampling ------------------------------------------------------------------------------------------
+    @property
+    def _perturb(self) -> bool:
+        c = self.config
+        on = c.replacement == "blend" if c.perturb_obs is None else bool(c.perturb_obs)
+        return on and c.members > 1
+
+    def _obs_to_background(self, problem) -> float:
+        """R / var(H xb - H xt): the observation error over the background error, observation space, train split."""
+        r = float(problem.obs.error_var(self.config.obs_error)[problem.obs.valid].mean())
+        return r / max(self.learner.norm.innov_std ** 2 - r, 1e-12 * r)
+
     def _mask_weight(self, problem) -> float:
         w = self.config.mask_weight
         if w != "kalman":
             return float(w)
-        n = self.learner.norm
-        r = float(problem.obs.error_var(self.config.obs_error)[problem.obs.valid].mean())
-        return float(np.clip(1.0 - r / n.innov_std ** 2, 0.05, 1.0))
+        return float(np.clip(1.0 / (1.0 + self._obs_to_background(problem)), 0.05, 1.0))
 
-    def _sample(self, cond, x_tilde, mask, shape, obs_op=None, y=None, R=None, weight=1.0, per_member=False):
+    def _error_var(self, problem, counts):
+        """x_tilde's error variance per cell (normalised), for the matched replacement: r / count."""
+        r = self._obs_to_background(problem)
+        return torch.where(counts > 0, r / counts.clamp_min(1.0), torch.full_like(counts, float("inf")))
+
+    def _sample(self, cond, x_tilde, mask, shape, obs_op=None, y=None, R=None, weight=1.0, per_member=False,
+                error_var=None):
         """``per_member``: x_tilde and mask already hold one row per member (B M)."""
         parts = self.learner.parts
         M = self.config.members
@@ -219,8 +250,11 @@ class DiffDA(Method):
         t0 = time.perf_counter()
         out = parts.sample(den, (shape[0] * M, *shape[1:]), gen, x_tilde=rep_known(x_tilde).to(torch.float32),
                            hard_mask=rep_known(mask).to(torch.float32), obs_op=obs_op, y=rep(y), R=rep(R),
-                           mask_weight=weight)
-        self.stats["mask_weight"] = float(weight)
+                           mask_weight=weight,
+                           error_var=None if error_var is None else rep_known(error_var).to(torch.float32))
+        self.stats["replacement"] = "blend" if error_var is None else "matched"
+        if error_var is None:
+            self.stats["mask_weight"] = float(weight)
         self.stats["sampling_seconds"] += time.perf_counter() - t0
         self.stats["samples"] += shape[0] * M
         self.stats["nfe_per_sample"] = int(out.nfe)
@@ -236,8 +270,9 @@ class DiffDA(Method):
             g = problem.geometry
             xb = problem.background.mean(1) if problem.ensemble else problem.background
             cond = self.learner.condition(problem)  # an ensemble background conditions through its mean
-            per_member = self.config.perturb_obs and self.config.members > 1
+            per_member = self._perturb
             xt, mask = self._known(problem, self.config.members if per_member else 1)
+            matched = self.config.replacement == "matched"
             scale = increment_scale(self.learner.norm, g, xb.device)
             obs_op = y = R = None
             if "dps" in self.config.guidance:
@@ -248,7 +283,8 @@ class DiffDA(Method):
                 R = torch.where(problem.obs.valid, R, torch.full_like(R, float("inf")))  # padding: no likelihood
             with torch.enable_grad() if obs_op is not None else torch.no_grad():
                 inc = self._sample(cond, xt, mask, (xb.shape[0], g.n_levels, *g.shape), obs_op, y, R,
-                                   self._mask_weight(problem), per_member)
+                                   1.0 if matched else self._mask_weight(problem), per_member,
+                                   self._error_var(problem, mask) if matched else None)
             xa = xb[:, None] + (inc * scale[:, None]).reshape(xb.shape[0], -1, *xb.shape[1:])
             if problem.cycle is not None and not self.config.cycle_members:
                 return problem.result(xa.mean(1))
@@ -277,8 +313,9 @@ class DiffDA(Method):
                 "network_evaluations_per_sample": self.stats.get("nfe_per_sample"),
                 "sampling_seconds": round(self.stats.get("sampling_seconds", 0.0), 2),
                 "samples_drawn": self.stats.get("samples"), "cycle_members": c.cycle_members,
-                "mask_weight": self.stats.get("mask_weight", c.mask_weight),
-                "perturbed_observations": bool(c.perturb_obs and c.members > 1)}
+                "replacement": self.stats.get("replacement", c.replacement),
+                **({"mask_weight": self.stats["mask_weight"]} if "mask_weight" in self.stats else {}),
+                "perturbed_observations": self._perturb}
 
 
 def problem_rep_H(problem, M: int):

@@ -1,11 +1,14 @@
 """DiffDA: analysis error against the number of sampling steps, on the val split (never test).
 
-    python benchmarks/diffda_steps.py runs/checkpoints/<key>/model.pt [--cases 200]
+    python benchmarks/diffda_steps.py runs/checkpoints/<key>/model.pt [--cases 200] [--param key=value ...]
 
 Loads a trained ``diffda`` model and samples the ensemble-mean analysis of a seeded subset
-of val cases with DDIM (eta = 0) at several step counts (Lorenz-96 one-step DA: ``l96-da``) and with DDPM at the longest, and
-prints each RMSE and its ratio to the 1000-step DDIM reference computed in the same process,
-with the sampling time. ``benchmarks/README_learned.md`` quotes the output.
+of val cases (Lorenz-96 one-step DA: ``l96-da``) with DDIM at several step counts (the
+method's eta, or ``--param eta=...``) and, when eta is not 1, with DDPM at the longest, and
+prints each RMSE, the ensemble's spread/skill, and the RMSE's ratio to the 1000-step
+reference computed in the same process, with the sampling time. ``--param`` sets any other
+``diffda`` setting (e.g. ``replacement=blend``) for every run.
+``benchmarks/README_learned.md`` quotes the output.
 """
 from __future__ import annotations
 
@@ -26,7 +29,9 @@ def main(argv=None) -> int:
     ap.add_argument("--cases", type=int, default=200, help="val cases per density (seeded subset)")
     ap.add_argument("--members", type=int, default=4)
     ap.add_argument("--steps", default="10,25,50,100,1000")
+    ap.add_argument("--param", action="append", default=[], help="key=value, any diffda setting")
     args = ap.parse_args(argv)
+    extra = dict(p.split("=", 1) for p in args.param)
     torch.set_num_threads(1)
     ch = get_challenge("l96-da")
     train, val = ch.split(args.size, "train"), ch.split(args.size, "val")
@@ -40,30 +45,34 @@ def main(argv=None) -> int:
         cases.append((W.problem_from_dataset(d.drop_vars("x_true")), d.x_true.values))
 
     def run(steps: int, sampler: str = "ddim"):
-        m = get_method("diffda", ch, {"from_checkpoint": args.checkpoint, "n_steps": steps, "sampler": sampler,
-                                      "members": args.members}, progress=False)
+        m = get_method("diffda", ch, {**extra, "from_checkpoint": args.checkpoint, "n_steps": steps,
+                                      "sampler": sampler, "members": args.members}, progress=False)
         m.context = {"workdir": "runs/benchmarks", "size": args.size}
         m.fit(train, val)
         torch.manual_seed(0)
-        se, n, t0 = 0.0, 0, time.perf_counter()
+        se, var, n, t0 = 0.0, 0.0, 0, time.perf_counter()
         for problem, xt in cases:
-            xa = m.predict(problem)["x"]
-            if "member" in xa.dims:
-                xa = xa.mean("member")
+            ens = m.predict(problem)["x"]
+            xa = ens.mean("member")
             se += float(((xa.transpose("case", "i").values - xt) ** 2).sum())
+            var += float(ens.var("member", ddof=1).sum())
             n += xt.size
-        return float(np.sqrt(se / n)), time.perf_counter() - t0
+        return float(np.sqrt(se / n)), float(np.sqrt(var / se)), time.perf_counter() - t0
 
     steps = [int(s) for s in args.steps.split(",")]
-    ref, ref_t = run(max(steps))
-    print(f"l96-da {args.size}: {len(cases)} densities x {args.cases} val cases, {args.members} members")
-    print(f"| sampler | steps (network evaluations) | RMSE of the mean | ratio to DDIM {max(steps)} | sampling s |")
-    print("|---|---:|---:|---:|---:|")
+    eta = float(get_method("diffda", ch, extra, progress=False).config.eta)
+    ref, ref_ss, ref_t = run(max(steps))
+    print(f"l96-da {args.size}: {len(cases)} densities x {args.cases} val cases, {args.members} members, "
+          f"{extra or 'defaults'}")
+    print(f"| sampler | steps (network evaluations) | RMSE of the mean | spread/skill | ratio to {max(steps)} steps "
+          "| sampling s |")
+    print("|---|---:|---:|---:|---:|---:|")
     for s in steps:
-        rmse, t = (ref, ref_t) if s == max(steps) else run(s)
-        print(f"| DDIM eta 0 | {s} | {rmse:.4f} | {rmse / ref:.3f} | {t:.1f} |")
-    rmse, t = run(max(steps), "ddpm")
-    print(f"| DDPM | {max(steps)} | {rmse:.4f} | {rmse / ref:.3f} | {t:.1f} |")
+        rmse, ss, t = (ref, ref_ss, ref_t) if s == max(steps) else run(s)
+        print(f"| DDIM eta {eta:g} | {s} | {rmse:.4f} | {ss:.2f} | {rmse / ref:.3f} | {t:.1f} |")
+    if eta != 1.0:
+        rmse, ss, t = run(max(steps), "ddpm")
+        print(f"| DDPM | {max(steps)} | {rmse:.4f} | {ss:.2f} | {rmse / ref:.3f} | {t:.1f} |")
     return 0
 
 

@@ -63,7 +63,7 @@ def test_an_ensemble_prediction_validates_and_yields_crps(root, challenge):
 
 def test_inpainting_with_a_hard_full_mask_returns_the_observations(root):
     """sigma_G -> 0 and weight 1: the analysis equals the observations at the observed variables."""
-    ch, m = _fit("l96-da", root, sigma_g="0", mask_weight="1.0", perturb_obs="false")
+    ch, m = _fit("l96-da", root, replacement="blend", sigma_g="0", mask_weight="1.0", perturb_obs="false")
     problem = list(ch.cases(SIZE, root))[1]  # 50 % observed
     xa = torch.as_tensor(m.predict(problem)["x"].transpose("case", "member", "i").values)
     obs = problem.obs
@@ -76,7 +76,7 @@ def test_inpainting_with_a_hard_full_mask_returns_the_observations(root):
 
 def test_perturbed_observations_give_each_member_its_own_draw_of_the_observation_error(root):
     """Hard full mask, perturb_obs: at observed variables member k equals y + e_k, e_k ~ N(0, R)."""
-    ch, m = _fit("l96-da", root, sigma_g="0", mask_weight="1.0", members="16")
+    ch, m = _fit("l96-da", root, replacement="blend", sigma_g="0", mask_weight="1.0", members="16")
     problem = list(ch.cases(SIZE, root))[1]
     xa = torch.as_tensor(m.predict(problem)["x"].transpose("case", "member", "i").values)
     v = problem.obs.valid[:, None, :].expand_as(xa)
@@ -89,5 +89,43 @@ def test_perturbed_observations_give_each_member_its_own_draw_of_the_observation
 def test_the_default_trusts_noisy_observations_less_than_the_paper():
     from baselines.diffda import DiffDA
 
-    assert DiffDA.Config().mask_weight == "kalman" and DiffDA.Config().n_steps <= 50
-    assert DiffDA.Config().perturb_obs
+    c = DiffDA.Config()
+    assert c.replacement == "matched" and c.eta == 1.0 and c.n_steps <= 50 and c.perturb_obs is None
+    assert DiffDA(config=c, seed=0, device="cpu", progress=False)._perturb is False  # matched samples R itself
+    assert DiffDA(config=DiffDA.make_config({"replacement": "blend"}), seed=0, device="cpu", progress=False)._perturb
+
+
+def test_matched_replacement_leaves_an_observed_cell_to_the_denoiser_below_its_error(root):
+    """Matched: the error variance is the observation's over the background's, per observation in a cell,
+    and cells without an observation are never replaced."""
+    ch, m = _fit("l96-da", root)
+    problem = list(ch.cases(SIZE, root))[1]
+    _, mask = m._known(problem)
+    ev = m._error_var(problem, mask)
+    r = float(problem.obs.error_var()[problem.obs.valid].mean())
+    expected = r / (m.learner.norm.innov_std ** 2 - r)
+    assert torch.isinf(ev[mask == 0]).all()
+    torch.testing.assert_close(ev[mask == 1], torch.full_like(ev[mask == 1], expected))
+    d = m.describe()
+    assert d["replacement"] == "matched" and "mask_weight" not in d and d["perturbed_observations"] is False
+
+
+def test_an_unknown_replacement_is_one_sentence(root):
+    from baselines.base import SettingError
+
+    with pytest.raises(SettingError, match="replacement must be"):
+        _fit("l96-da", root, replacement="paste")
+
+
+def test_sampling_settings_reuse_the_trained_model_and_training_settings_do_not():
+    from baselines.diffda import DiffDA
+    from baselines.learned.train import checkpoint_key
+
+    def key(**params):
+        m = DiffDA(config=DiffDA.make_config(params), seed=0, device="cpu", progress=False)
+        m.context = {"data_fingerprint": "f", "size": SIZE}
+        return checkpoint_key(m)
+
+    base = key()
+    assert key(n_steps="10", members="4", replacement="blend", eta="0") == base
+    assert key(base_channels="8") != base and key(parameterization="eps") != base

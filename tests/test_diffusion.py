@@ -271,6 +271,33 @@ def test_inpainting_returns_observations_at_observed_points(Sampler, spatial):
     assert out.nfe == repaint_nfe(20, 5, 1) == 40
 
 
+def test_noise_matched_replacement_samples_the_kalman_analysis_where_a_repeated_blend_copies_the_observation():
+    """Prior N(0, 1) per cell, observation 1.5 with error variance r = 0.5 at three cells: the posterior
+    there is N(1.5 / (1 + r), r / (1 + r)). Matched replacement with a stochastic sampler reaches it; the
+    paper's blend with the Kalman weight 1 / (1 + r), applied at every step, ends at the observation itself."""
+    sch = CosineScheduler()
+    f = gaussian_denoiser(sch, 0.0, 1.0)
+    idx = torch.tensor([[2, 7, 11]])
+    n, r = 4000, 0.5
+    hard = hard_mask_from_indices(idx, (16,)).expand(n, 1, 16)
+    x_tilde = torch.zeros(n, 1, 16)
+    x_tilde[..., idx[0]] = 1.5
+    free = torch.tensor([0, 5, 9, 14])
+
+    def run(**kw):
+        inp = Inpainting(sch, x_tilde, hard, sigma_g=0.0, n_resample=0, **kw)
+        return inp.sample(DDPMSampler(sch, n_steps=200), f, (n, 1, 16), generator=gen(3)).sample[:, 0]
+
+    out = run(error_var=r)
+    obs = out[:, idx[0]]
+    assert float(obs.mean()) == pytest.approx(1.5 / (1 + r), abs=0.03)
+    assert float(obs.var(0).mean()) == pytest.approx(r / (1 + r), rel=0.08)
+    assert float(out[:, free].mean()) == pytest.approx(0.0, abs=0.04)  # unobserved cells keep the prior
+    assert float(out[:, free].var(0).mean()) == pytest.approx(1.0, rel=0.1)
+    blended = run(weight=1.0 / (1.0 + r))[:, idx[0]]
+    assert float(blended.mean()) == pytest.approx(1.5, abs=0.01) and float(blended.std(0).max()) < 0.05
+
+
 def test_repaint_schedule_nfe_matches_formula():
     sch = LinearScheduler()
     calls = []

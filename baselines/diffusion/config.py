@@ -104,9 +104,11 @@ class DiffusionParts:
     def denoiser(self, model, cond: Tensor | None = None) -> Denoiser:
         return Denoiser(model, self.parameterization, self.scheduler, cond)
 
-    def inpainting(self, x_tilde: Tensor, hard_mask: Tensor, weight: float | Tensor = 1.0) -> Inpainting:
+    def inpainting(self, x_tilde: Tensor, hard_mask: Tensor, weight: float | Tensor = 1.0,
+                   error_var: float | Tensor | None = None) -> Inpainting:
         c = self.config
-        return Inpainting(self.scheduler, x_tilde, hard_mask, c.sigma_g, c.jump_length, c.n_resample, weight=weight)
+        return Inpainting(self.scheduler, x_tilde, hard_mask, c.sigma_g, c.jump_length, c.n_resample, weight=weight,
+                          error_var=error_var)
 
     def guidance(self, obs_op: Callable[[Tensor], Tensor], y: Tensor, R: Tensor | float) -> LikelihoodGuidance:
         """DPS with the absolute scale guidance_scale * mean(R)."""
@@ -124,9 +126,10 @@ class DiffusionParts:
     def sample(self, denoise_fn, shape_or_x, generator: torch.Generator | None = None, *,
                x_tilde: Tensor | None = None, hard_mask: Tensor | None = None,
                obs_op: Callable[[Tensor], Tensor] | None = None, y: Tensor | None = None,
-               R: Tensor | float | None = None, mask_weight: float | Tensor = 1.0) -> SampleOutput:
-        """Sample with the configured conditioning; pass x_tilde and hard_mask for inpainting,
-        obs_op, y and R for DPS."""
+               R: Tensor | float | None = None, mask_weight: float | Tensor = 1.0,
+               error_var: float | Tensor | None = None) -> SampleOutput:
+        """Sample with the configured conditioning; pass x_tilde and hard_mask for inpainting
+        (and error_var, x_tilde's error variance, for noise-matched replacement), obs_op, y and R for DPS."""
         mode = self.config.guidance
         hook = None
         if "dps" in mode:
@@ -137,6 +140,6 @@ class DiffusionParts:
         if "inpainting" in mode:
             if x_tilde is None or hard_mask is None:
                 raise ValueError("inpainting needs x_tilde and hard_mask")
-            return self.inpainting(x_tilde, hard_mask, mask_weight).sample(self.sampler, denoise_fn, shape_or_x,
-                                                              generator=generator, hook=hook)
+            inp = self.inpainting(x_tilde, hard_mask, mask_weight, error_var)
+            return inp.sample(self.sampler, denoise_fn, shape_or_x, generator=generator, hook=hook)
         return self.sampler.sample(denoise_fn, shape_or_x, None, generator, hook)

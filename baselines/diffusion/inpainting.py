@@ -19,6 +19,26 @@ At every reverse step t -> s of the sampler (the ``hook``)::
 
 so at s = 0 the masked cells equal x_tilde exactly (where m = 1).
 
+Noisy observations: copying x_tilde puts its error into the analysis, and so
+does any fixed weight m < 1 repeated at every step (the sample is pulled a
+little further towards x_tilde at each of the N steps). With the error variance
+r_i of x_tilde (``error_var``, in the sample's normalised units) the
+replacement is *noise-level matched* instead (as DDNM+'s noisy-observation rule,
+Wang et al. 2023): x_tilde = x + e is treated as a noisier sample of x, so at
+every level with sigma_s^2 >= alpha_s^2 r_i::
+
+    known = alpha_s x_tilde + sqrt(sigma_s^2 - alpha_s^2 r_i) z,   x_s <- m' known + (1 - m') x_s
+
+is a draw of alpha_s x + sigma_s z (the observation error is part of the
+diffusion noise), and below that level the cell is left to the denoiser. At the
+level s* where sigma^2 = alpha^2 r the known value is alpha x_tilde exactly, so
+a stochastic sampler (DDPM, or DDIM with eta = 1) continued from there samples
+p(x | x_tilde) at the observed cells: for a Gaussian prior N(0, 1) and one
+observation, mean x_tilde / (1 + r) and variance r / (1 + r), the Kalman
+analysis. Only the hard support m' = clip(m', 0, 1) is used: the blurred mask's
+neighbours hold no observation of their own. With DDIM eta = 0 the path below
+s* is deterministic, so the ensemble has almost no spread at observed cells.
+
 Resampling (RePaint's jump schedule), on the N = n_steps grid levels
 i = N..0 (time t_i): at each jump level i in {0, J, 2J, ...} with i + J <= N,
 after reaching i the sample is re-noised from t_i back up to t_{i+J}
@@ -122,19 +142,28 @@ class Inpainting:
 
     def __init__(self, scheduler: NoiseScheduler, x_tilde: Tensor, hard_mask: Tensor, sigma_g: float = 1.5,
                  jump_length: int = 10, n_resample: int = 1, generator: torch.Generator | None = None,
-                 weight: float | Tensor = 1.0):
+                 weight: float | Tensor = 1.0, error_var: float | Tensor | None = None):
         self.scheduler, self.x_tilde = scheduler, x_tilde
         self.sigma_g, self.jump_length, self.n_resample = float(sigma_g), int(jump_length), int(n_resample)
         # ``weight`` (<= 1, broadcast over the mask) trusts the known field less than fully, e.g. by the
         # background's share of the innovation variance when the observations are noisy
-        self.mask = soft_mask(hard_mask.to(x_tilde.dtype), self.sigma_g) * weight
+        self.error_var = None if error_var is None else torch.as_tensor(error_var, dtype=x_tilde.dtype)
+        if self.error_var is None:
+            self.mask = soft_mask(hard_mask.to(x_tilde.dtype), self.sigma_g) * weight
+        else:  # noise-level matched: the observed cells only, each with its own threshold
+            self.mask = hard_mask.to(x_tilde.dtype).clamp(0.0, 1.0)
         self.generator = generator
 
     def hook(self, x: Tensor, t_prev: float, t: float, x0_hat: Tensor) -> Tensor:
-        """x_s <- m q_sample(x_tilde, s, z) + (1 - m) x_s, with fresh z."""
+        """x_s <- m q_sample(x_tilde, s, z) + (1 - m) x_s, with fresh z (noise-matched with ``error_var``)."""
         a, s = self.scheduler.coefficients(t_prev, x)
-        known = a * self.x_tilde + s * gaussian_like(x, self.generator)
+        z = gaussian_like(x, self.generator)
         m = self.mask.to(x.dtype)
+        if self.error_var is None:
+            return m * (a * self.x_tilde + s * z) + (1.0 - m) * x
+        extra = s**2 - a**2 * self.error_var.to(x.device, x.dtype)
+        known = a * self.x_tilde + extra.clamp_min(0.0).sqrt() * z
+        m = torch.where(extra >= 0, m, torch.zeros_like(m))
         return m * known + (1.0 - m) * x
 
     __call__ = hook

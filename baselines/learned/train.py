@@ -2,7 +2,8 @@
 
 ``LearnedConfig``: the settings every learned method has. ``fit_or_reuse``:
 
-* key = sha256 of the method's name and configuration (``retrain`` aside), the
+* key = sha256 of the method's name and configuration (``retrain`` and the
+  method's ``inference_settings``, e.g. DiffDA's sampler, aside), the
   source of ``baselines/learned`` and of the method's file, the dataset's
   fingerprint, the training pairs' identity (``Split.pairs_key`` of train and
   val: the variants of a density sweep, and a forecast challenge sharing its
@@ -74,7 +75,8 @@ def code_version(extra_files=()) -> str:
 
 
 def checkpoint_key(method, extra_files=()) -> str:
-    cfg = {k: v for k, v in asdict(method.config).items() if k != "retrain"}
+    skip = {"retrain", *getattr(method, "inference_settings", ())}
+    cfg = {k: v for k, v in asdict(method.config).items() if k not in skip}
     ctx = method.context
     blob = json.dumps({"method": method.name, "config": cfg, "code": code_version(extra_files),
                        "data": ctx.get("data_fingerprint"), "pairs": ctx.get("pairs"), "size": ctx.get("size"),
