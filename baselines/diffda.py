@@ -23,9 +23,12 @@ inpainting as in the paper:
   observations of the map's day;
 * the replacement (``replacement``): at each reverse step the known part,
   noised to that level, replaces the sample where there are observations.
-  ``matched`` (default): x_tilde's error variance r (normalised units: the
-  observation error over the background's, r = R / (var(y - H xb) - R) from
-  the train split, divided by the count per cell) is treated as part of the
+  ``matched`` (default): x_tilde's error variance r (normalised units; for
+  observations of the state the observation error over the background's,
+  r = R / (var(y - H xb) - R) from the train split, divided by the count per
+  cell; for a field regressed from observations of another variable, its mean
+  square error against the true increment at observed cells of 256 train
+  samples, per level) is treated as part of the
   diffusion noise, so a cell is replaced by alpha x_tilde + sqrt(sigma^2 -
   alpha^2 r) z only while sigma^2 >= alpha^2 r and is left to the denoiser
   below (``baselines/diffusion/inpainting.py``); with a stochastic sampler
@@ -167,6 +170,28 @@ class DiffDA(Method):
             xb, xt = train.pairs()
             self.regression = SpectralCovariance.from_samples(xt - xb).field_regression(train.field_map.transfer)
         self.stats = {"nfe_per_sample": self.learner.parts.nfe(), "sampling_seconds": 0.0, "samples": 0}
+        self.known_error = None
+        if self.regression is not None and self.config.replacement == "matched":
+            self.known_error = self._calibrate_known_error(train, val)
+
+    def _calibrate_known_error(self, train, val, n: int = 256) -> list[float]:
+        """Per level, the mean square error of the normalised known field against the true normalised
+        increment at observed cells, on (at most ``n``) train samples with their drawn densities: a field
+        regressed from observations of another variable (SSH -> PV) is far less certain than the observations."""
+        from .learned.data import PairsDataModule
+        from .learned.features import increment_scale, level_view
+
+        dm = PairsDataModule(train, val, 64, self.seed, max_samples=n)
+        g, se, cnt = train.geometry, 0.0, 0.0
+        for start in range(0, dm.train_pairs.sizes["sample"], 64):
+            idx = torch.arange(start, min(start + 64, dm.train_pairs.sizes["sample"]))
+            problem, truth = dm.batch(idx, "cpu", train=True)
+            xt, mask = self._known(problem)
+            inc = level_view(truth - problem.background, g) / increment_scale(self.learner.norm, g, truth.device)
+            obs = (mask > 0).to(torch.float64)
+            se = se + (obs * (xt - inc) ** 2).sum(dim=(0, *range(2, xt.ndim)))
+            cnt = cnt + obs.sum()
+        return [float(v) for v in se / cnt]
 
     # -- the known field and mask ------------------------------------------------------------------------
     def _known_from_points(self, geometry, positions, values, valid, levels_out: bool):
@@ -234,7 +259,13 @@ class DiffDA(Method):
         return float(np.clip(1.0 / (1.0 + self._obs_to_background(problem)), 0.05, 1.0))
 
     def _error_var(self, problem, counts):
-        """x_tilde's error variance per cell (normalised), for the matched replacement: r / count."""
+        """x_tilde's error variance per cell (normalised), for the matched replacement: observations of the
+        state, r / count with r the observation error over the background's; a regressed field, its error
+        measured on train (``known_error``, per level); cells without observations never (inf)."""
+        if getattr(self, "known_error", None) is not None:
+            r = torch.as_tensor(self.known_error, dtype=counts.dtype, device=counts.device)
+            r = r.reshape(1, -1, *[1] * (counts.ndim - 2))
+            return torch.where(counts > 0, r, torch.full_like(r, float("inf")))
         r = self._obs_to_background(problem)
         return torch.where(counts > 0, r / counts.clamp_min(1.0), torch.full_like(counts, float("inf")))
 
@@ -314,6 +345,8 @@ class DiffDA(Method):
                 "sampling_seconds": round(self.stats.get("sampling_seconds", 0.0), 2),
                 "samples_drawn": self.stats.get("samples"), "cycle_members": c.cycle_members,
                 "replacement": self.stats.get("replacement", c.replacement),
+                **({"known_field_error_var": [round(v, 4) for v in self.known_error]}
+                   if getattr(self, "known_error", None) else {}),
                 **({"mask_weight": self.stats["mask_weight"]} if "mask_weight" in self.stats else {}),
                 "perturbed_observations": self._perturb}
 

@@ -129,3 +129,17 @@ def test_sampling_settings_reuse_the_trained_model_and_training_settings_do_not(
     base = key()
     assert key(n_steps="10", members="4", replacement="blend", eta="0") == base
     assert key(base_channels="8") != base and key(parameterization="eps") != base
+
+
+def test_a_known_field_regressed_from_ssh_carries_the_error_measured_on_train(root):
+    """qg-da: the known PV increment is regressed from SSH innovations; the matched replacement uses its
+    error against the true increment on train samples, one value per layer, at observed cells only."""
+    ch, m = _fit("qg-da", root)
+    assert len(m.known_error) == 2 and all(0 < v < 10 for v in m.known_error)
+    problem = list(ch.cases(SIZE, root))[0]
+    _, mask = m._known(problem)
+    ev = m._error_var(problem, mask)
+    for level, r in enumerate(m.known_error):
+        assert torch.isinf(ev[:, level][mask[:, 0] == 0]).all()
+        torch.testing.assert_close(ev[:, level][mask[:, 0] > 0], torch.full_like(ev[:, level][mask[:, 0] > 0], r))
+    assert m.describe()["known_field_error_var"] == [round(v, 4) for v in m.known_error]
