@@ -41,6 +41,8 @@ class AEConfig(LearnedConfig):
     #: mapping: observations within this many days of a map's day
     half_window: float = 5.0
     #: a saved ``model.pt`` to predict with instead of training (e.g. trained at another size)
+    #: analysis: weight of the observed field's (SSH's) MSE added to the loss on the increment (0: none)
+    field_loss: float = 0.0
     from_checkpoint: str | None = None
 
 
@@ -64,7 +66,7 @@ class AE(Method):
             net = UNet(n_in, n_out, dim=geometry.ndim, base_channels=cfg.base_channels,
                        channel_mults=tuple(int(m) for m in cfg.channel_mults), blocks_per_level=cfg.blocks_per_level)
             return UNetLearner(net, norm, geometry, lr=cfg.lr, weight_decay=cfg.weight_decay, max_epochs=cfg.max_epochs,
-                       obs_error=cfg.obs_error)
+                       obs_error=cfg.obs_error, field_loss=cfg.field_loss)
 
         return make
 

@@ -39,8 +39,9 @@ inpainting as in the paper:
   the observations, w = 1), blended in at every step. Repeated at N steps, any
   w > 0 pulls the sample all the way to x_tilde, observation noise included (on
   a Gaussian toy the Kalman weight ends at the observation, with no spread), which
-  is why ``l96-da`` analyses got worse with more observations (docs/diffda.md);
-  jump length and resampling count are settings of both;
+  is why ``l96-da`` analyses got worse with more observations (docs/methods.md);
+  mapping keeps the paper's blend with w = 1 (its known field is the observations
+  of the map's day); jump length and resampling count are settings of both;
 * perturbed observations (``perturb_obs``, default on with ``blend``, off with
   ``matched``, which already samples the observation error): with more than one member,
   member k's known field is built from y + e_k, e_k ~ N(0, R) drawn per member

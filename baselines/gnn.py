@@ -57,6 +57,8 @@ class GNNConfig(LearnedConfig):
     #: edge attribute unit; None: the training grid's spacing (in the geometry's units)
     edge_scale: float | None = None
     half_window: float = 5.0
+    #: analysis: weight of the observed field's (SSH's) MSE added to the loss on the increment (0: none)
+    field_loss: float = 0.0
     from_checkpoint: str | None = None
 
 
@@ -83,7 +85,7 @@ class GNN(Method):
             net = EncodeProcessDecode(n_obs, n_grid, n_out, hidden=cfg.hidden, processor_layers=cfg.processor_layers,
                                       mlp_layers=cfg.mlp_layers, edge_features=d + 1, layer=cfg.layer)
             learner = GraphLearner(net, norm, geometry, lr=cfg.lr, weight_decay=cfg.weight_decay, max_epochs=cfg.max_epochs,
-                          obs_error=cfg.obs_error)
+                          obs_error=cfg.obs_error, field_loss=cfg.field_loss)
             learner.hp = dict(norm.extra.get("graph") or hp)
             norm.extra["graph"] = learner.hp
             return learner

@@ -184,3 +184,29 @@ def test_bench_run_records_the_training(root, tmp_path):
     assert main(args) == 0  # reused
     again = json.loads((res / "l96-da" / SIZE / "gnn.json").read_text())
     assert again["params"]["tuned"]["training"]["reused"]
+
+
+def test_the_field_loss_weights_the_large_scales_that_ssh_sees(root):
+    """qg-da: PV-increment errors of equal size, one at the largest scale and one at a small scale, cost the
+    same in the state loss; the SSH term (``field_loss``) charges the large-scale one far more (SSH is the
+    streamfunction, the inverse Laplacian of PV) and adds nothing for a perfect prediction."""
+    from baselines.learned.data import PairsDataModule
+
+    _, m = _fit("qg-da", "gnn", root, max_epochs="1", max_samples="32", field_loss="1.0")
+    ch = registry.get_challenge("qg-da")
+    dm = PairsDataModule(ch.split(SIZE, "train", root), ch.split(SIZE, "val", root), batch_size=4, max_samples=8)
+    problem, truth = dm.batch(torch.arange(4), "cpu", train=True)
+    learner = m.learner
+    target = learner.target(problem, truth).to(torch.float32)
+    ny, nx = target.shape[-2:]
+    x = torch.arange(nx) * 2 * np.pi / nx
+    waves = {k: torch.zeros_like(target) for k in (1, 6)}
+    for k, w in waves.items():
+        w[:, 0] = torch.cos(k * x)[None, None, :] * torch.ones(ny, 1)
+    assert float(learner.objective(problem, target, truth)) == pytest.approx(0.0, abs=1e-10)
+    learner.field_loss = 0.0
+    state = {k: float(learner.objective(problem, target + w, truth)) for k, w in waves.items()}
+    assert state[1] == pytest.approx(state[6], rel=1e-5)
+    learner.field_loss = 1.0
+    field = {k: float(learner.objective(problem, target + w, truth)) - state[k] for k, w in waves.items()}
+    assert field[1] > 10 * field[6] > 0

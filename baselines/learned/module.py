@@ -25,13 +25,14 @@ from .features import Normaliser, increment_scale, level_view
 
 class Learner(pl.LightningModule):
     def __init__(self, net: torch.nn.Module, norm: Normaliser, geometry, lr: float = 1e-3, weight_decay: float = 1e-4,
-                 max_epochs: int = 50, obs_error: str = "total"):
+                 max_epochs: int = 50, obs_error: str = "total", field_loss: float = 0.0):
         super().__init__()
         self.net = net
         self.norm = norm
         self.geometry = geometry
         self.lr, self.weight_decay, self.max_epochs = float(lr), float(weight_decay), int(max_epochs)
         self.obs_error = obs_error
+        self.field_loss = float(field_loss)
 
     # -- what subclasses define -------------------------------------------------------------------
     def forward_problem(self, problem) -> torch.Tensor:
@@ -67,10 +68,24 @@ class Learner(pl.LightningModule):
         return ((truth - self.norm.state_mean[0]) / self.norm.state_std[0]).unsqueeze(1)
 
     # -- training -------------------------------------------------------------------------------------
+    def objective(self, problem, pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+        """MSE of the normalised target; for an analysis with ``field_loss`` > 0 and an observed field that is
+        a spectral map of the state (SSH from PV), plus that weight times the field's MSE relative to the
+        field of the true increment in the batch (both terms are 1 for a zero increment): the state loss
+        weights the small scales of PV, the field those of the score."""
+        target = self.target(problem, truth).to(pred.dtype)
+        err = pred - target
+        loss = torch.mean(err ** 2)
+        fmap = getattr(getattr(problem, "H", None), "field", None)
+        if self.field_loss > 0 and hasattr(problem, "background") and getattr(fmap, "transfer", None) is not None:
+            scale = increment_scale(self.norm, self.geometry, err.device).to(err.dtype)
+            ref = torch.mean(fmap(target * scale) ** 2).clamp_min(torch.finfo(err.dtype).tiny)
+            loss = loss + self.field_loss * torch.mean(fmap(err * scale) ** 2) / ref
+        return loss
+
     def _loss(self, idx, train: bool):
         problem, truth = self.trainer.datamodule.batch(idx, self.device, train=train)
-        pred = self.forward_problem(problem)
-        return torch.mean((pred - self.target(problem, truth).to(pred.dtype)) ** 2), problem.B
+        return self.objective(problem, self.forward_problem(problem), truth), problem.B
 
     def training_step(self, idx, _):
         loss, n = self._loss(idx, True)
