@@ -58,7 +58,16 @@ def training_note(r: dict) -> str:
         out += f" {tuned.get('members')} members, {tuned['network_evaluations_per_sample']} network evaluations each"
         if tuned.get("conditioning"):
             out += f"; observations by {tuned['conditioning']}"
-            out += ", perturbed per member" if tuned.get("perturbed_observations") else ", the same for every member"
+            matched = tuned.get("replacement") == "matched"
+            if "inpainting" in tuned["conditioning"]:
+                if matched:
+                    out += " (noise-matched replacement: each member samples the observation error)"
+                elif "mask_weight" in tuned:
+                    out += f" (the paper's blend, weight {tuned['mask_weight']:.2f})"
+            if tuned.get("perturbed_observations"):
+                out += ", perturbed per member"
+            elif not matched:
+                out += ", the same for every member"
         out += "."
     return out
 

@@ -102,6 +102,11 @@ def test_a_learned_row_states_how_it_was_trained():
            "perturbed_observations": True}
     assert training_note({"params": {"tuned": ens}}).endswith(
         "16 members, 50 network evaluations each; observations by inpainting, perturbed per member.")
+    ens.update(replacement="matched", perturbed_observations=False)
+    assert training_note({"params": {"tuned": ens}}).endswith(
+        "observations by inpainting (noise-matched replacement: each member samples the observation error).")
+    ens.update(replacement="blend", mask_weight=0.5019)
+    assert "inpainting (the paper's blend, weight 0.50)" in training_note({"params": {"tuned": ens}})
 
 
 def test_a_row_on_another_dataset_is_listed_not_ranked(tmp_path):
