@@ -57,8 +57,9 @@ class GNNConfig(LearnedConfig):
     #: edge attribute unit; None: the training grid's spacing (in the geometry's units)
     edge_scale: float | None = None
     half_window: float = 5.0
-    #: analysis: weight of the observed field's (SSH's) MSE added to the loss on the increment (0: none)
-    field_loss: float = 0.0
+    #: analysis: weight of the observed field's (SSH's) MSE added to the loss on the increment (0: none). 1 by
+    #: default: on the PV loss alone the qg-da GNN was below the background on SSH (leaderboard/qg-da.md)
+    field_loss: float = 1.0
     from_checkpoint: str | None = None
 
 
