@@ -40,9 +40,10 @@ class AEConfig(LearnedConfig):
     blocks_per_level: int = 2
     #: mapping: observations within this many days of a map's day
     half_window: float = 5.0
+    #: analysis: weight of the observed field's (SSH's) MSE added to the loss on the increment (0: none). 1 by
+    #: default: it took the qg-da U-Net past 3D-Var on qg-da-dense (leaderboard/qg-da-dense.md)
+    field_loss: float = 1.0
     #: a saved ``model.pt`` to predict with instead of training (e.g. trained at another size)
-    #: analysis: weight of the observed field's (SSH's) MSE added to the loss on the increment (0: none)
-    field_loss: float = 0.0
     from_checkpoint: str | None = None
 
 
