@@ -356,6 +356,14 @@ class Split:
         """The typed problem of a batch of ``training_pairs`` samples (batch dim ``sample``)."""
         raise NotImplementedError
 
+    #: the world's mirror symmetry of the training pairs (None: none declared; see ``reflected``)
+    symmetry: str | None = None
+
+    def reflected(self, samples, which):
+        """``training_pairs`` samples with the mirror image (``symmetry``) taken of those where ``which`` is
+        True: more training samples that are solutions of the same equations (augmentation)."""
+        raise NotImplementedError(f"{type(self).__name__} declares no symmetry")
+
     def pairs_key(self) -> dict:
         """What identifies this split's training pairs: challenges whose pairs are the same (the variants
         of a density sweep, a forecast challenge sharing its DA cases) give the same key, so a learned

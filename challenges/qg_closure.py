@@ -313,7 +313,7 @@ def _spectrum(f: np.ndarray) -> np.ndarray:
     return np.asarray(metrics.isotropic_spectrum(da).values)
 
 
-class ClosureSplit(Split):
+class ClosureSplit(W.Symmetric, Split):
     """The eddy train or val split of ``qg-closure``: states, forcings, trajectories, the LR model."""
 
     family = "closure"

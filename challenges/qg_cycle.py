@@ -265,7 +265,7 @@ class QGCycle(QGChallenge):
         return out
 
 
-class QGCyclingSplit(Split):
+class QGCyclingSplit(W.Symmetric, Split):
     """A train or val split of a ``qg-cycle`` challenge."""
 
     family = "cycling"

@@ -259,7 +259,7 @@ class QGDA(QGChallenge):
                 "bootstrap": "analysis times (cases)"}
 
 
-class OneStepSplit(Split):
+class OneStepSplit(W.Symmetric, Split):
     """A train or val split of a ``qg-da`` challenge (and ``qg-fc48``, which shares its cases)."""
 
     family = "analysis"

@@ -144,7 +144,7 @@ class QGMap(QGChallenge):
                 "bootstrap": f"(trajectory x {self.block_days}-day block) units; lambda_x/t: (trajectory x y band)"}
 
 
-class MappingSplit(Split):
+class MappingSplit(W.Symmetric, Split):
     """A train or val split of a ``qg-map`` challenge."""
 
     family = "mapping"

@@ -135,6 +135,48 @@ def coarse_filter(f: np.ndarray) -> np.ndarray:
     return np.fft.irfft2(np.fft.rfft2(f) * g, s=f.shape[-2:])
 
 
+def reflect_samples(samples, which, length_km: float):
+    """``samples`` (training pairs, dim ``sample``) with the world's north-south mirror image taken of the
+    samples where ``which`` (bool, per sample) is True: every field f(x, y) -> -f(x, L - y), observation
+    positions y -> L - y, observed values -> -value; times, x, errors and masks unchanged.
+
+    The two-layer QG equations on the beta-plane with a zonal background shear are invariant under
+    y -> -y with psi -> -psi (every term of dq/dt changes sign: advection, beta v, the shear terms, drag,
+    the isotropic filter), so the mirrored trajectory is another solution, and every field the challenges
+    hold (q, psi, SSH, S) is linear in psi. ``tests/test_augmentation.py`` checks it on the LR model.
+    x -> -x is no symmetry (the mean flow advects eastward)."""
+    which = np.asarray(which, bool)
+    if not which.any():
+        return samples
+    out = samples.copy()
+    pick = lambda dims: which.reshape(-1, *[1] * (len(dims) - 1))  # noqa: E731 (sample is the first dim)
+    fields = {k: v for k, v in samples.coords.items() if k not in samples.indexes}  # closure pairs' state x
+    for name, v in {**fields, **samples.data_vars}.items():
+        dims, a = v.dims, np.asarray(v.values)
+        if "y" in dims and "x" in dims:
+            mirrored = -np.flip(a, axis=dims.index("y"))
+        elif name == "obs_y":
+            mirrored = np.mod(length_km - a, length_km)
+        elif name == "obs_value":
+            mirrored = -a
+        else:
+            continue
+        if dims[0] != "sample":
+            raise ValueError(f"{name}: the sample dim must come first, got {dims}")
+        new = (dims, np.where(pick(dims), mirrored, a), v.attrs)
+        out = out.assign_coords({name: new}) if name in fields else out.assign({name: new})
+    return out
+
+
+class Symmetric:
+    """Mixin of the QG splits: their training pairs have the world's mirror symmetry."""
+
+    symmetry = "north-south reflection (y -> -y, psi -> -psi)"
+
+    def reflected(self, samples, which):
+        return reflect_samples(samples, which, float(self.geometry.length[0]))
+
+
 class Streamfunction:
     """The streamfunction as an analysis variable: psi = invert(q) and back, both linear.
 

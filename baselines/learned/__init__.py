@@ -38,8 +38,8 @@ def fit_learned(method, train, val, make, method_file: str):
         record.update(from_checkpoint=str(path), checkpoint_sha256=_sha256(path), reused=True)
         return learner.to(method.device).eval(), record
     method.context = {**method.context, "pairs": {"train": train.pairs_key(), "val": val.pairs_key()}}
-    return fit_or_reuse(method, make, lambda: PairsDataModule(train, val, cfg.batch_size, method.seed, cfg.max_samples),
-                        extra_files=[method_file])
+    data = lambda: PairsDataModule(train, val, cfg.batch_size, method.seed, cfg.max_samples, cfg.augment)  # noqa: E731
+    return fit_or_reuse(method, make, data, extra_files=[method_file])
 
 
 def predict_learned(method, problem, days_per_batch: int = 32):

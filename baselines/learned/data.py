@@ -12,6 +12,12 @@ keeps only the first n of them, n drawn per sample from the sweep, so one
 model serves every density of the family (validation sample i keeps the
 (i mod 3)-th density, the same every epoch). Draws, shuffling and the
 resulting batches are seeded.
+
+Augmentation (``augment``): each training sample is replaced, with probability
+1/2 (seeded, its own generator, so the density draws do not change), by its
+mirror image under the world's symmetry (``Split.symmetry``, e.g. QG's
+north-south reflection), which is another solution of the same equations; a
+world without one trains unaugmented, and the record says which happened.
 """
 from __future__ import annotations
 
@@ -39,8 +45,11 @@ def _collate(items):
 class PairsDataModule(pl.LightningDataModule):
     """Train/val training pairs of a challenge's splits, batched into typed problems."""
 
-    def __init__(self, train, val, batch_size: int = 16, seed: int = 0, max_samples: int | None = None):
+    def __init__(self, train, val, batch_size: int = 16, seed: int = 0, max_samples: int | None = None,
+                 augment: bool = False):
         super().__init__()
+        self.augmentation = getattr(train, "symmetry", None) if augment else None
+        self._mirror_rng = np.random.default_rng([int(seed), 29])
         self.train_split, self.val_split = train, val
         self.batch_size, self.seed = int(batch_size), int(seed)
         self.train_pairs = _load(train.training_pairs(), max_samples, seed)
@@ -87,7 +96,7 @@ class PairsDataModule(pl.LightningDataModule):
 
     def describe(self) -> dict:
         return {"train_samples": int(self.train_pairs.sizes["sample"]), "val_samples": int(self.val_pairs.sizes["sample"]),
-                "density_sweep": self.densities or None,
+                "density_sweep": self.densities or None, "augmentation": self.augmentation,
                 "pairs": {k: v for k, v in self.train_pairs.attrs.items() if isinstance(v, (str, int, float))}}
 
     def train_dataloader(self):
@@ -105,6 +114,8 @@ class PairsDataModule(pl.LightningDataModule):
         ``draw``: keep a random density of the sweep per training sample (otherwise all observations)."""
         pairs, split = (self.train_pairs, self.train_split) if train else (self.val_pairs, self.val_split)
         sel = pairs.isel(sample=indices.cpu().numpy())
+        if train and draw and self.augmentation:
+            sel = split.reflected(sel, self._mirror_rng.random(sel.sizes["sample"]) < 0.5)
         problem = split.problem(sel, device=device)
         target = torch.as_tensor(np.asarray(sel["target"].values, np.float64), device=device)
         if not hasattr(problem, "obs"):

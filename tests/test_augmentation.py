@@ -1,0 +1,107 @@
+"""Training augmentation by the world's symmetry (``Split.reflected``, ``LearnedConfig.augment``).
+
+The QG mirror image (y -> -y, psi -> -psi) is checked against the physics: the LR
+model's trajectory of a mirrored state is the mirrored trajectory, and a mirrored
+training pair is as consistent with its observations as the original (the same
+residuals y - H(truth), negated). Then the data module: half the training samples
+are mirrored, validation never, and a world without a symmetry trains unaugmented.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bench import registry
+
+SIZE = "tiny"
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    from data_scripts.generate import dataset_path, generate
+    from data_scripts.manifest import MANIFEST
+
+    env = os.environ.get("BENCH_DATA")
+    base = Path(env) if env else tmp_path_factory.mktemp("data")
+    for world in ("l96", "qg"):
+        if not (dataset_path(world, SIZE, base) / MANIFEST).exists():
+            generate(world, SIZE, root=base, progress=False)
+    return base
+
+
+def _mirror(q):
+    return -torch.flip(q, dims=(-2,))
+
+
+@pytest.mark.parametrize("regime", [{}, {"beta": 1e-11, "delta": 0.1, "rek": 7e-8}], ids=["eddy", "jet"])
+def test_the_qg_model_commutes_with_the_north_south_mirror(regime):
+    """step(mirror(q)) = mirror(step(q)) to round-off, for a state without Nyquist modes (the model's
+    filter removes them every step); x -> -x is no symmetry (eastward mean flow), so the check can fail."""
+    from data_scripts.qg import QGModel
+
+    m = QGModel(nx=32, **regime)
+    q = torch.randn(3, 2, 32, 32, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 1e-6
+    qh = torch.fft.rfft2(q)
+    qh[..., 16, :] = 0
+    qh[..., :, 16] = 0
+    q = torch.fft.irfft2(qh, s=(32, 32))
+    ref = _mirror(m.step(q, 50))
+    assert float((m.step(_mirror(q), 50) - ref).abs().max() / ref.abs().max()) < 1e-12
+    flip_x = -torch.flip(q, dims=(-1,))
+    other = -torch.flip(m.step(q, 50), dims=(-1,))
+    assert float((m.step(flip_x, 50) - other).abs().max() / other.abs().max()) > 1e-3
+
+
+@pytest.mark.parametrize("challenge", ["qg-da", "qg-map"])
+def test_a_mirrored_pair_fits_its_observations_as_the_original_does(root, challenge):
+    """The residuals y - H(truth) of the mirrored samples are the originals' negated: the mirrored
+    positions sample the mirrored field, so the pair is a consistent OSSE sample of another solution."""
+    from challenges.qg_world import obs_field_map
+    from data_scripts.obs import TrigInterpolator
+
+    split = registry.get_challenge(challenge).split(SIZE, "train", root)
+    pairs = split.training_pairs().isel(sample=slice(0, 6)).load()
+    which = np.array([True, False, True, True, False, True])
+    mirrored = split.reflected(pairs, which)
+    twice = split.reflected(mirrored, which)  # an involution (obs_y to round-off: L - (L - y))
+    assert all(np.allclose(twice[k].values, pairs[k].values, rtol=1e-12, atol=1e-12) for k in pairs.data_vars)
+    fmap = obs_field_map(SIZE)
+
+    def residuals(ds):
+        t = torch.as_tensor(ds["target"].values)
+        field = fmap(t) if t.ndim == 4 else t  # the observed SSH of the PV state; mapping targets are SSH
+        L, (ny, nx) = float(split.geometry.length[0]), split.geometry.shape
+        interp = TrigInterpolator(ds["obs_x"].values, ds["obs_y"].values, nx, ny, L, L)
+        return np.asarray(ds["obs_value"].values) - interp.forward(field).numpy()
+
+    r0, r1 = residuals(pairs), residuals(mirrored)
+    valid = np.asarray(pairs["obs_valid"].values) if "obs_valid" in pairs else np.isfinite(r0)
+    assert np.allclose(r1[which][valid[which]], -r0[which][valid[which]], atol=1e-9)
+    assert np.array_equal(r1[~which][valid[~which]], r0[~which][valid[~which]])
+    assert np.array_equal(mirrored["obs_x"].values, pairs["obs_x"].values)
+
+
+def test_the_data_module_mirrors_half_the_training_samples_and_no_validation_sample(root):
+    from baselines.learned.data import PairsDataModule
+
+    ch = registry.get_challenge("qg-da")
+    train, val = ch.split(SIZE, "train", root), ch.split(SIZE, "val", root)
+    plain = PairsDataModule(train, val, 16, seed=0)
+    aug = PairsDataModule(train, val, 16, seed=0, augment=True)
+    assert aug.describe()["augmentation"] == train.symmetry and plain.describe()["augmentation"] is None
+    idx = torch.arange(min(64, aug.train_pairs.sizes["sample"]))
+    _, t_plain = plain.batch(idx, "cpu", train=True)
+    _, t_aug = aug.batch(idx, "cpu", train=True)
+    same = [torch.equal(a, b) for a, b in zip(t_plain, t_aug)]
+    mirrored = [torch.equal(-torch.flip(a, dims=(-2,)), b) for a, b in zip(t_plain, t_aug)]
+    assert all(s or m for s, m in zip(same, mirrored)) and 0.25 < np.mean(mirrored) < 0.75
+    _, v_plain = plain.batch(idx[:8], "cpu", train=False)
+    _, v_aug = aug.batch(idx[:8], "cpu", train=False)
+    assert torch.equal(v_plain, v_aug)
+    l96 = registry.get_challenge("l96-da")
+    none = PairsDataModule(l96.split(SIZE, "train", root), l96.split(SIZE, "val", root), 16, seed=0, augment=True)
+    assert none.describe()["augmentation"] is None
