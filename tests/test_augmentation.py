@@ -8,9 +8,6 @@ are mirrored, validation never, and a world without a symmetry trains unaugmente
 """
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -21,16 +18,8 @@ SIZE = "tiny"
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    from data_scripts.generate import dataset_path, generate
-    from data_scripts.manifest import MANIFEST
-
-    env = os.environ.get("BENCH_DATA")
-    base = Path(env) if env else tmp_path_factory.mktemp("data")
-    for world in ("l96", "qg"):
-        if not (dataset_path(world, SIZE, base) / MANIFEST).exists():
-            generate(world, SIZE, root=base, progress=False)
-    return base
+def root(tiny_data):
+    return tiny_data("l96", "qg")
 
 
 def _mirror(q):

@@ -1,7 +1,6 @@
 """``diffda`` end to end on tiny data: ensembles that validate and score, and inpainting that honours the observations."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -17,16 +16,8 @@ QUICK = {"max_epochs": "2", "max_samples": "64", "batch_size": "16", "members": 
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    from data_scripts.generate import dataset_path, generate
-    from data_scripts.manifest import MANIFEST
-
-    env = os.environ.get("BENCH_DATA")
-    base = Path(env) if env else tmp_path_factory.mktemp("data")
-    for world in ("l96", "qg"):
-        if not (dataset_path(world, SIZE, base) / MANIFEST).exists():
-            generate(world, SIZE, root=base, progress=False)
-    return base
+def root(tiny_data):
+    return tiny_data("l96", "qg")
 
 
 @pytest.fixture(autouse=True)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -16,15 +15,8 @@ SIZE = "tiny"
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    from data_scripts.generate import dataset_path, generate
-    from data_scripts.manifest import MANIFEST
-
-    env = os.environ.get("BENCH_DATA")
-    base = Path(env) if env else tmp_path_factory.mktemp("data")
-    if not (dataset_path("l96", SIZE, base) / MANIFEST).exists():
-        generate("l96", SIZE, root=base, progress=False)
-    return base
+def root(tiny_data):
+    return tiny_data("l96")
 
 
 def test_a_method_that_blows_up_every_cycle_is_recorded_as_diverged(root):

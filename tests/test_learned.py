@@ -7,7 +7,6 @@ same GNN weights run on another grid size; training never reads the test split.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -23,16 +22,8 @@ QUICK = {"max_epochs": "3", "max_samples": "96", "batch_size": "16", "patience":
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    from data_scripts.generate import dataset_path, generate
-    from data_scripts.manifest import MANIFEST
-
-    env = os.environ.get("BENCH_DATA")
-    base = Path(env) if env else tmp_path_factory.mktemp("data")
-    for world in ("l96", "qg"):
-        if not (dataset_path(world, SIZE, base) / MANIFEST).exists():
-            generate(world, SIZE, root=base, progress=False)
-    return base
+def root(tiny_data):
+    return tiny_data("l96", "qg")
 
 
 @pytest.fixture(autouse=True)

@@ -7,8 +7,6 @@ the spectral B, OI's exact-interpolation properties, floors losing to OI, and
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,16 +27,9 @@ SIZE = "tiny"
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    """A qg/tiny dataset: reused from $BENCH_DATA when present (CI), else generated in a temp dir."""
-    from data_scripts.generate import dataset_path, generate
-    from data_scripts.manifest import MANIFEST
-
-    env = os.environ.get("BENCH_DATA")
-    base = Path(env) if env else tmp_path_factory.mktemp("data")
-    if not (dataset_path("qg", SIZE, base) / MANIFEST).exists():
-        generate("qg", SIZE, root=base, progress=False)
-    return base
+def root(tiny_data):
+    """A qg/tiny dataset (conftest.py: $BENCH_DATA in CI, else one temp dir per session)."""
+    return tiny_data("qg")
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -1,0 +1,29 @@
+"""Shared fixtures: the tiny datasets the tests read.
+
+``tiny_data(*worlds)`` returns a data root holding those worlds at size ``tiny``:
+``$BENCH_DATA`` when set (CI generates there once for all tests), else one
+temporary directory for the whole session; missing worlds are generated.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory):
+    from data_scripts.generate import dataset_path, generate
+    from data_scripts.manifest import MANIFEST
+
+    env = os.environ.get("BENCH_DATA")
+    base = Path(env) if env else tmp_path_factory.mktemp("data")
+
+    def root(*worlds: str) -> Path:
+        for world in worlds:
+            if not (dataset_path(world, "tiny", base) / MANIFEST).exists():
+                generate(world, "tiny", root=base, progress=False)
+        return base
+
+    return root
