@@ -52,7 +52,7 @@ def training_note(r: dict) -> str:
         return ""
     out = _trained(tr)
     if (tr.get("data") or {}).get("augmentation"):
-        out += f" Half the training samples mirrored at random ({tr['data']['augmentation']})."
+        out += f" Half the training samples mirrored at random: {tr['data']['augmentation']}."
     if tr.get("from_checkpoint"):
         samples = (tr.get("data") or {}).get("train_samples")
         out = f"Model loaded from {tr['from_checkpoint']} (trained on {samples} samples). " + out

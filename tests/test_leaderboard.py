@@ -95,7 +95,7 @@ def test_a_learned_row_states_how_it_was_trained():
     assert training_note({"params": {"tuned": {"B_scale": 1.0}}}) == ""
     rec["data"] = {"augmentation": "north-south reflection"}
     assert training_note({"params": {"tuned": {"training": rec}}}).endswith(
-        " Half the training samples mirrored at random (north-south reflection).")
+        " Half the training samples mirrored at random: north-south reflection.")
     del rec["data"]
     online = {"offline_training": {"epochs": 15, "stopped_by": "max_epochs", "train_seconds": 600},
               "online_training": rec, "unroll": "1 to 3 snapshots, +1 every 4 epochs"}
