@@ -47,8 +47,9 @@ def _fit(challenge, method_name, root, **params):
 
 @pytest.mark.parametrize("challenge, method", [("l96-da", "ae"), ("qg-da", "gnn"), ("qg-map", "ae")])
 def test_training_lowers_the_loss_and_the_prediction_validates(root, challenge, method):
-    # the PV loss alone: the SSH term falls more slowly at tiny (its own test below)
-    ch, m = _fit(challenge, method, root, **({"field_loss": "0"} if method == "gnn" else {}))
+    # the PV loss alone, unaugmented: the SSH term and the mirrored samples make the loss fall more slowly
+    # in 3 epochs at tiny (the SSH term has its own test below, with both)
+    ch, m = _fit(challenge, method, root, **({"field_loss": "0", "augment": "false"} if method == "gnn" else {}))
     curve = [v for _, v in m.record["train_curve"]]
     assert len(curve) == 3 and curve[-1] < 0.97 * curve[0], curve
     assert len(m.record["val_curve"]) == 3

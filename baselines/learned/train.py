@@ -56,8 +56,9 @@ class LearnedConfig(Config):
     retrain: bool = False
     #: train and validate on at most this many samples (seeded subset; None: all)
     max_samples: int | None = None
-    #: mirror half the training samples by the world's symmetry, if it declares one (QG: north-south)
-    augment: bool = False
+    #: mirror half the training samples by the world's symmetry, if it declares one (QG: north-south); on
+    #: by default: it lowered the best val loss and the test error of the qg-da U-Net and DiffDA (README)
+    augment: bool = True
 
 
 #: the stack's files whose code decides a trained model (a method adds its own file)
