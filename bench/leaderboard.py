@@ -50,12 +50,11 @@ def training_note(r: dict) -> str:
         return out + (f" Unroll {tuned['unroll']}." if tuned.get("unroll") else "")
     if not tr:
         return ""
-    out = _trained(tr)
-    if (tr.get("data") or {}).get("augmentation"):
-        out += f" Half the training samples mirrored at random: {tr['data']['augmentation']}."
+    out, data = _trained(tr), tr.get("data") or {}
+    if data.get("augmentation"):
+        out += f" Half the training samples mirrored at random: {data['augmentation']}."
     if tr.get("from_checkpoint"):
-        samples = (tr.get("data") or {}).get("train_samples")
-        out = f"Model loaded from {tr['from_checkpoint']} (trained on {samples} samples). " + out
+        out = f"Model loaded from {tr['from_checkpoint']} (trained on {data.get('train_samples')} samples). " + out
     if "network_evaluations_per_sample" in tuned:
         out += f" {tuned.get('members')} members, {tuned['network_evaluations_per_sample']} network evaluations each"
         if tuned.get("conditioning"):
