@@ -30,7 +30,8 @@ long as Sakov & Oke's 1000 x 0.05 spin-up at full):
   ``rmse.a`` and the number quoted in the literature (3D-Var ~0.41, ETKF
   N = 24 ~0.18, LETKF ~0.2, climatological OI ~0.95, climatology ~3.6);
 - ``crps`` (fair; for a deterministic analysis its mean absolute error) and
-  ``spread_skill`` (ensembles; sqrt((M+1)/M) spread / RMSE);
+  ``spread_skill`` (ensembles; sqrt((M+1)/M) spread / RMSE; with the rank histogram of
+  the truth among the members after burn-in);
 - ``divergence``: the fraction of trajectories whose 20-cycle (5 day) running
   mean analysis RMSE ever exceeds the climatological RMS deviation (the error
   of the training mean state, ~3.6), i.e. whose analysis was worse than
@@ -198,8 +199,11 @@ class L96Cycle(Challenge):
         out["crps"] = Score(crps.mean(), *metrics.bootstrap_ci(crps))
         if "var" in err:
             var = metrics.block_means(err["var"].transpose("traj", "time").values, blocks)
+            post = dict(time=slice(self.burn_in[size], None))
+            ranks = metrics.rank_histogram(x.isel(post), truth.isel(post))
             out["spread_skill"] = Score.of(metrics.intervals.spread_skill(metrics.block_means(se, blocks), var,
-                                                                          err["members"]))
+                                                                          err["members"]),
+                                           rank_histogram=ranks.values.tolist())
         else:
             out["spread_skill"] = Score.undefined("deterministic")
         restarted = restarted_cycles(pred, se.shape)

@@ -309,6 +309,9 @@ class QGCyclingSplit(W.Symmetric, Split):
     def pairs_key(self) -> dict:
         return self._pairs_split().pairs_key()
 
+    def pairs(self):
+        return self._pairs_split().pairs()
+
     def training_pairs(self):
         ds = self._pairs_split().training_pairs()
         ds.attrs.update(background="7-day LR forecast from the truth (see challenges/qg_cycle.py)",

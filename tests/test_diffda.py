@@ -38,7 +38,7 @@ def _fit(challenge, root, **params):
     return ch, m
 
 
-@pytest.mark.parametrize("challenge", ["l96-da", "qg-da"])
+@pytest.mark.parametrize("challenge", ["l96-da", "qg-da", "l96-cycle", "qg-cycle"])
 def test_an_ensemble_prediction_validates_and_yields_crps(root, challenge):
     ch, m = _fit(challenge, root)
     pred = ch.run(m, SIZE, root)
