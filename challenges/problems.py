@@ -272,6 +272,14 @@ class WindowProblem:
     def device(self):
         return self.obs.values.device
 
+    def within(self, half_window: float) -> WindowProblem:
+        """The same samples with only the observations within +-``half_window`` days valid."""
+        if half_window > self.half_window + 1e-9:
+            raise ValueError(f"a window of +-{half_window:g} days needs pairs of at least that window; "
+                             f"these hold +-{self.half_window:g}")
+        valid = self.obs.valid & (self.obs.times.abs() <= half_window + 1e-9)
+        return replace(self, obs=replace(self.obs, valid=valid), half_window=float(half_window))
+
 
 @dataclass(frozen=True)
 class ClosureProblem:

@@ -25,9 +25,13 @@ documents the output; ``training_pairs`` the inputs): ``obs_time``, ``obs_x``,
 3 at tiny, in 9 at small and full) so that tuning stays cheap.
 
 Training pairs (learners): one sample per (trajectory, day) of the split: the
-observations within +-5 days of the day (padded along ``obs``, ``obs_valid``
-marks real rows; ``obs_time`` relative to the day) and ``target(sample, y,
-x)``, the true SSH map; dask-backed, one chunk per trajectory.
+observations within +-15 days of the day (``pair_half_window``; padded along
+``obs``, ``obs_valid`` marks real rows; ``obs_time`` relative to the day) and
+``target(sample, y, x)``, the true SSH map; dask-backed, one chunk per
+trajectory. A learner reading a shorter window (its ``half_window``) sees only
+the observations within it. 15 days: the tuned OI's time scale is 20 days, so
+observations weeks away still inform a map; the pairs of ``qg-map-swath`` at
+small then take about 4 GB (train) in memory.
 
 Prediction: ``ssh(traj, time, y, x)`` in m, float, finite, with the template's
 coordinates (``bench template qg-map out.zarr``).
@@ -77,7 +81,8 @@ class QGMap(QGChallenge):
     scenario = "nadir4"
     block_days = 30
     #: observations handed with each training sample: those within this many days of the map's day
-    pair_half_window = 5.0
+    #: (the widest window a learner may read)
+    pair_half_window = 15.0
 
     def __init__(self, scenario: str | None = None):
         if scenario is not None:
@@ -189,7 +194,7 @@ class MappingSplit(W.Symmetric, Split):
         return np.array([np.sqrt(num / den)])
 
     def training_pairs(self):
-        """One sample per (trajectory, day): the obs within +-5 days and the true map (see module doc)."""
+        """One sample per (trajectory, day): the obs within +-``pair_half_window`` days and the true map (module doc)."""
         import dask
         import dask.array as da
 

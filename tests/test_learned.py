@@ -205,3 +205,23 @@ def test_the_field_loss_weights_the_large_scales_that_ssh_sees(root):
     learner.field_loss = 1.0
     field = {k: float(learner.objective(problem, target + w, truth)) - state[k] for k, w in waves.items()}
     assert field[1] > 10 * field[6] > 0
+
+
+def test_a_mapping_learner_reads_only_its_own_window_of_the_pairs(root):
+    from baselines.learned.data import PairsDataModule
+
+    ch = registry.get_challenge("qg-map")
+    train, val = ch.split(SIZE, "train", root), ch.split(SIZE, "val", root)
+    wide = PairsDataModule(train, val, batch_size=8, max_samples=16)
+    narrow = PairsDataModule(train, val, batch_size=8, max_samples=16, window=3)
+    idx = torch.arange(8)
+    p_wide, _ = wide.batch(idx, "cpu", train=False)
+    p_narrow, _ = narrow.batch(idx, "cpu", train=False)
+    t_wide = p_wide.obs.times[p_wide.obs.valid].abs()
+    t_narrow = p_narrow.obs.times[p_narrow.obs.valid].abs()
+    assert p_wide.half_window == ch.pair_half_window and float(t_wide.max()) > 3
+    assert p_narrow.half_window == 3 and float(t_narrow.max()) <= 3
+    assert int((t_wide <= 3).sum()) == t_narrow.numel()  # every observation of the window is kept
+    assert narrow.describe()["window_days"] == 3
+    with pytest.raises(ValueError, match="needs pairs of at least"):
+        p_wide.within(ch.pair_half_window + 1)

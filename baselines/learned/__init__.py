@@ -38,7 +38,11 @@ def fit_learned(method, train, val, make, method_file: str):
         record.update(from_checkpoint=str(path), checkpoint_sha256=_sha256(path), reused=True)
         return learner.to(method.device).eval(), record
     method.context = {**method.context, "pairs": {"train": train.pairs_key(), "val": val.pairs_key()}}
-    data = lambda: PairsDataModule(train, val, cfg.batch_size, method.seed, cfg.max_samples, cfg.augment)  # noqa: E731
+    # a mapping method's half_window (when a training setting) is the window its inputs read
+    window = (cfg.half_window if train.family == "mapping" and hasattr(cfg, "half_window")
+              and "half_window" not in getattr(method, "inference_settings", ()) else None)
+    data = lambda: PairsDataModule(train, val, cfg.batch_size, method.seed, cfg.max_samples, cfg.augment,  # noqa: E731
+                                   window)
     return fit_or_reuse(method, make, data, extra_files=[method_file])
 
 

@@ -18,6 +18,10 @@ Augmentation (``augment``): each training sample is replaced, with probability
 mirror image under the world's symmetry (``Split.symmetry``, e.g. QG's
 north-south reflection), which is another solution of the same equations; a
 world without one trains unaugmented, and the record says which happened.
+
+Window (``window``, mapping): the pairs hold the observations within the
+challenge's widest window of each map's day; a method that reads +-w days
+(``half_window``) sees only those, in training as at test time.
 """
 from __future__ import annotations
 
@@ -46,8 +50,9 @@ class PairsDataModule(pl.LightningDataModule):
     """Train/val training pairs of a challenge's splits, batched into typed problems."""
 
     def __init__(self, train, val, batch_size: int = 16, seed: int = 0, max_samples: int | None = None,
-                 augment: bool = False):
+                 augment: bool = False, window: float | None = None):
         super().__init__()
+        self.window = None if window is None else float(window)
         self.augmentation = getattr(train, "symmetry", None) if augment else None
         self._mirror_rng = np.random.default_rng([int(seed), 29])
         self.train_split, self.val_split = train, val
@@ -97,6 +102,7 @@ class PairsDataModule(pl.LightningDataModule):
     def describe(self) -> dict:
         return {"train_samples": int(self.train_pairs.sizes["sample"]), "val_samples": int(self.val_pairs.sizes["sample"]),
                 "density_sweep": self.densities or None, "augmentation": self.augmentation,
+                **({"window_days": self.window} if self.window is not None else {}),
                 "pairs": {k: v for k, v in self.train_pairs.attrs.items() if isinstance(v, (str, int, float))}}
 
     def train_dataloader(self):
@@ -117,6 +123,8 @@ class PairsDataModule(pl.LightningDataModule):
         if train and draw and self.augmentation:
             sel = split.reflected(sel, self._mirror_rng.random(sel.sizes["sample"]) < 0.5)
         problem = split.problem(sel, device=device)
+        if self.window is not None and hasattr(problem, "half_window"):
+            problem = problem.within(self.window)
         target = torch.as_tensor(np.asarray(sel["target"].values, np.float64), device=device)
         if not hasattr(problem, "obs"):
             return problem, target
