@@ -223,7 +223,7 @@ class MappingProblem:
         """One window per output day: the observations within +-``half_window`` days, times relative to the day."""
         o = self.obs
         t = o.times[0]
-        days = torch.as_tensor(self.times, dtype=t.dtype, device=t.device)
+        days = torch.tensor(np.asarray(self.times), dtype=t.dtype, device=t.device)
         order = torch.argsort(t)
         t_sorted = t[order]
         lo = torch.searchsorted(t_sorted, days - half_window - 1e-9)
