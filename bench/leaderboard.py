@@ -53,6 +53,8 @@ def training_note(r: dict) -> str:
     out, data = _trained(tr), tr.get("data") or {}
     if data.get("augmentation"):
         out += f" Half the training samples mirrored at random: {data['augmentation']}."
+    if data.get("translation"):
+        out += f" Every training sample translated at random: {data['translation']}."
     if tr.get("from_checkpoint"):
         out = f"Model loaded from {tr['from_checkpoint']} (trained on {data.get('train_samples')} samples). " + out
     if "network_evaluations_per_sample" in tuned:

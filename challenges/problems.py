@@ -372,6 +372,14 @@ class Split:
         True: more training samples that are solutions of the same equations (augmentation)."""
         raise NotImplementedError(f"{type(self).__name__} declares no symmetry")
 
+    #: the world's translations of the training pairs (None: none declared; see ``translated``)
+    translations: str | None = None
+
+    def translated(self, samples, shifts):
+        """``training_pairs`` samples, sample i shifted by ``shifts[i]`` grid cells per spatial axis
+        (``translations``): more training samples of a homogeneous world (augmentation)."""
+        raise NotImplementedError(f"{type(self).__name__} declares no translations")
+
     def pairs_key(self) -> dict:
         """What identifies this split's training pairs: challenges whose pairs are the same (the variants
         of a density sweep, a forecast challenge sharing its DA cases) give the same key, so a learned

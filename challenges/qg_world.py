@@ -168,13 +168,50 @@ def reflect_samples(samples, which, length_km: float):
     return out
 
 
+def translate_samples(samples, shifts, length_km: float, n: int):
+    """``samples`` (training pairs, dim ``sample``) with sample i translated periodically by ``shifts[i]``
+    = (dy, dx) grid cells: every (y, x) field rolled, observation positions moved by the same distance
+    (mod the domain); values, times, errors and masks unchanged.
+
+    The doubly periodic QG world is homogeneous (uniform beta, shear and drag), so the LR and HR models
+    commute with a shift of the grid and a translated trajectory is another solution; an integer shift
+    keeps every observation in the same place relative to the grid cells. ``tests/test_augmentation.py``
+    checks it on the LR model and the observations."""
+    shifts = np.asarray(shifts, int).reshape(-1, 2) % n
+    if not shifts.any():
+        return samples
+    out = samples.copy()
+    dxy = length_km / n
+    fields = {k: v for k, v in samples.coords.items() if k not in samples.indexes}
+    for name, v in {**fields, **samples.data_vars}.items():
+        dims, a = v.dims, np.asarray(v.values)
+        if "y" in dims and "x" in dims:
+            iy, ix = dims.index("y") - 1, dims.index("x") - 1
+            moved = np.stack([np.roll(a[i], (sy, sx), axis=(iy, ix)) for i, (sy, sx) in enumerate(shifts)])
+        elif name in ("obs_y", "obs_x"):
+            d = shifts[:, 0 if name == "obs_y" else 1] * dxy
+            moved = np.mod(a + d.reshape(-1, *[1] * (a.ndim - 1)), length_km)
+        else:
+            continue
+        if dims[0] != "sample":
+            raise ValueError(f"{name}: the sample dim must come first, got {dims}")
+        new = (dims, moved, v.attrs)
+        out = out.assign_coords({name: new}) if name in fields else out.assign({name: new})
+    return out
+
+
 class Symmetric:
-    """Mixin of the QG splits: their training pairs have the world's mirror symmetry."""
+    """Mixin of the QG splits: their training pairs have the world's mirror symmetry and its periodic
+    translations."""
 
     symmetry = "north-south reflection (y -> -y, psi -> -psi)"
+    translations = "periodic shifts by whole grid cells in x and y"
 
     def reflected(self, samples, which):
         return reflect_samples(samples, which, float(self.geometry.length[0]))
+
+    def translated(self, samples, shifts):
+        return translate_samples(samples, shifts, float(self.geometry.length[0]), int(self.geometry.shape[-1]))
 
 
 class Streamfunction:

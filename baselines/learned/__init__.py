@@ -42,7 +42,7 @@ def fit_learned(method, train, val, make, method_file: str):
     window = (cfg.half_window if train.family == "mapping" and hasattr(cfg, "half_window")
               and "half_window" not in getattr(method, "inference_settings", ()) else None)
     data = lambda: PairsDataModule(train, val, cfg.batch_size, method.seed, cfg.max_samples, cfg.augment,  # noqa: E731
-                                   window)
+                                   window, getattr(cfg, "shift", False))
     return fit_or_reuse(method, make, data, extra_files=[method_file])
 
 

@@ -18,6 +18,9 @@ Augmentation (``augment``): each training sample is replaced, with probability
 mirror image under the world's symmetry (``Split.symmetry``, e.g. QG's
 north-south reflection), which is another solution of the same equations; a
 world without one trains unaugmented, and the record says which happened.
+With ``shift``, every training sample is also translated by a random periodic
+shift of whole grid cells (``Split.translations``, QG's homogeneous doubly
+periodic domain; seeded, its own generator).
 
 Window (``window``, mapping): the pairs hold the observations within the
 challenge's widest window of each map's day; a method that reads +-w days
@@ -50,8 +53,10 @@ class PairsDataModule(pl.LightningDataModule):
     """Train/val training pairs of a challenge's splits, batched into typed problems."""
 
     def __init__(self, train, val, batch_size: int = 16, seed: int = 0, max_samples: int | None = None,
-                 augment: bool = False, window: float | None = None):
+                 augment: bool = False, window: float | None = None, shift: bool = False):
         super().__init__()
+        self.translation = getattr(train, "translations", None) if shift else None
+        self._shift_rng = np.random.default_rng([int(seed), 31])
         self.window = None if window is None else float(window)
         self.augmentation = getattr(train, "symmetry", None) if augment else None
         self._mirror_rng = np.random.default_rng([int(seed), 29])
@@ -102,6 +107,7 @@ class PairsDataModule(pl.LightningDataModule):
     def describe(self) -> dict:
         return {"train_samples": int(self.train_pairs.sizes["sample"]), "val_samples": int(self.val_pairs.sizes["sample"]),
                 "density_sweep": self.densities or None, "augmentation": self.augmentation,
+                **({"translation": self.translation} if self.translation else {}),
                 **({"window_days": self.window} if self.window is not None else {}),
                 "pairs": {k: v for k, v in self.train_pairs.attrs.items() if isinstance(v, (str, int, float))}}
 
@@ -122,6 +128,9 @@ class PairsDataModule(pl.LightningDataModule):
         sel = pairs.isel(sample=indices.cpu().numpy())
         if train and draw and self.augmentation:
             sel = split.reflected(sel, self._mirror_rng.random(sel.sizes["sample"]) < 0.5)
+        if train and draw and self.translation:
+            n = int(split.geometry.shape[-1])
+            sel = split.translated(sel, self._shift_rng.integers(0, n, size=(sel.sizes["sample"], 2)))
         problem = split.problem(sel, device=device)
         if self.window is not None and hasattr(problem, "half_window"):
             problem = problem.within(self.window)

@@ -59,6 +59,9 @@ class LearnedConfig(Config):
     #: mirror half the training samples by the world's symmetry, if it declares one (QG: north-south); on
     #: by default: it lowered the best val loss and the test error of the qg-da U-Net and DiffDA (README)
     augment: bool = True
+    #: translate every training sample by a random periodic shift (whole grid cells), if the world declares
+    #: its translations (QG); off by default (see README, qg-map)
+    shift: bool = False
 
 
 #: the stack's files whose code decides a trained model (a method adds its own file)
