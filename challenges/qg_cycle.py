@@ -87,7 +87,11 @@ class QGCycle(QGChallenge):
         Reading the table: *background* is the free run of the LR model from the cold start, the
         training mean, which has no eddies and stays a steady state: it scores exactly as
         climatology. A method must synchronise the LR model with the truth from 0.2 SSH points
-        per LR cell a day; the LR model's own error (no closure) keeps growing between analyses."""
+        per LR cell a day; the LR model's own error (no closure) keeps growing between analyses.
+        The learned analyses (`ae`, `gnn`, `diffda`) learned from the one-step `qg-da` pairs (a
+        7-day forecast from the truth as background) and lose the truth after 18-31 daily cycles
+        (as in the DiffDA paper, 10-20): the cycle at which each test trajectory's 10-cycle running
+        RMSE first passes climatology's is in the results file (`cycles_to_divergence`)."""
     case_dim = "traj"
     variables = ("q",)
     optional_dims = ("member",)
