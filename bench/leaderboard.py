@@ -53,6 +53,10 @@ def training_note(r: dict) -> str:
     out, data = _trained(tr), tr.get("data") or {}
     if data.get("augmentation"):
         out += f" Half the training samples mirrored at random: {data['augmentation']}."
+    window = data.get("window_days") or ((r.get("challenge_info") or {}).get("family") == "mapping"
+                                         and ((r.get("params") or {}).get("config") or {}).get("half_window"))
+    if window:
+        out += f" Observations within ±{window:g} days of each map."
     if data.get("translation"):
         out += f" Every training sample translated at random: {data['translation']}."
     if tr.get("from_checkpoint"):

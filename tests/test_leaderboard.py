@@ -96,6 +96,12 @@ def test_a_learned_row_states_how_it_was_trained():
     rec["data"] = {"augmentation": "north-south reflection"}
     assert training_note({"params": {"tuned": {"training": rec}}}).endswith(
         " Half the training samples mirrored at random: north-south reflection.")
+    rec["data"] = {"window_days": 15.0, "translation": "periodic shifts"}
+    assert training_note({"params": {"tuned": {"training": rec}}}).endswith(
+        " Observations within ±15 days of each map. Every training sample translated at random: periodic shifts.")
+    mapping = {"challenge_info": {"family": "mapping"}, "params": {"config": {"half_window": 5.0},
+                                                                   "tuned": {"training": {**rec, "data": {}}}}}
+    assert training_note(mapping).endswith(" Observations within ±5 days of each map.")
     del rec["data"]
     online = {"offline_training": {"epochs": 15, "stopped_by": "max_epochs", "train_seconds": 600},
               "online_training": rec, "unroll": "1 to 3 snapshots, +1 every 4 epochs"}
