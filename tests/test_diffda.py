@@ -52,6 +52,16 @@ def test_an_ensemble_prediction_validates_and_yields_crps(root, challenge):
     assert d["network_evaluations_per_sample"] == 10 and d["sampling_seconds"] > 0 and d["members"] == 4
 
 
+def test_the_unconditional_mapping_prior_gives_maps_that_validate(root):
+    """qg-map has no background: DiffDA samples SSH maps from its prior, observations by inpainting."""
+    ch, m = _fit("qg-map", root)
+    pred = check(ch.run(m, SIZE, root), ch.template(SIZE, root), optional_dims=ch.optional_dims)
+    assert np.isfinite(pred["ssh"].values).all()
+    assert np.isfinite(ch.score(pred, SIZE, root)["mu"].value)
+    d = m.describe()
+    assert d["conditioning"] == "inpainting" and d["network_evaluations_per_sample"] == 10
+
+
 def test_inpainting_with_a_hard_full_mask_returns_the_observations(root):
     """sigma_G -> 0 and weight 1: the analysis equals the observations at the observed variables."""
     ch, m = _fit("l96-da", root, replacement="blend", sigma_g="0", mask_weight="1.0", perturb_obs="false")
