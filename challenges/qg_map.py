@@ -82,8 +82,8 @@ class QGMap(QGChallenge):
         cores: trained on 2160 daily maps (6 trajectories x 360 days) for at most 20 minutes,
         they resolve 75-115 km against OI's 67-70 km. The U-Net's error falls with its window
         (nadir: µ 0.726 at +-5 days, 0.795 at +-15, the default), and training on randomly
-        translated samples (`ae-shift`) lifts it to 0.824; the more observations a day brings
-        (swath, random points), the closer the learned rows come to OI."""
+        translated samples (`ae-shift`) lifts it to 0.824. With more observations a day the
+        U-Net comes closer: 0.867 against OI's 0.891 on the swath."""
     metrics = MAP_METRICS
     case_dim = "traj"
     variables = ("ssh",)
