@@ -83,7 +83,11 @@ class QGMap(QGChallenge):
         they resolve 75-115 km against OI's 67-70 km. The U-Net's error falls with its window
         (nadir: µ 0.726 at +-5 days, 0.795 at +-15, the default), and training on randomly
         translated samples (`ae-shift`) lifts it to 0.824. With more observations a day the
-        U-Net comes closer: 0.867 against OI's 0.891 on the swath."""
+        U-Net comes closer: 0.867 against OI's 0.891 on the swath. `diffda` (an unconditional
+        prior of SSH maps, the day's observations blended in as in the paper, +-1 day, 8
+        members) scores as climatology: the blend fixes the cells along one day's tracks, the
+        prior's samples elsewhere are independent of them, and their mean tends to the mean
+        map."""
     metrics = MAP_METRICS
     case_dim = "traj"
     variables = ("ssh",)
