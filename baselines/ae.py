@@ -39,7 +39,7 @@ class AEConfig(LearnedConfig):
     channel_mults: tuple = (1, 2, 4)
     blocks_per_level: int = 2
     #: mapping: observations within this many days of a map's day. 15 by default: on qg-map the
-    #: U-Net's µ rose from 0.726 (+-5 days) to 0.795 (+-15; leaderboard/qg-map.md, ae-window15)
+    #: U-Net's µ rose from 0.726 (+-5 days) to 0.795 (+-15; leaderboard/qg-map.md, ae-mirror and ae)
     half_window: float = 15.0
     #: analysis: weight of the observed field's (SSH's) MSE added to the loss on the increment (0: none). 1 by
     #: default: it took the qg-da U-Net past 3D-Var on qg-da-dense (leaderboard/qg-da-dense.md)

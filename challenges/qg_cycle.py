@@ -344,8 +344,9 @@ class QGCycleFixed(QGCycle):
         exact, noise-free synthetic observations at tiny. The 20-member LETKF ends
         overdispersive. The learned analyses fare worse than on the moving network, as in the
         DiffDA paper: `gnn` leaves the truth after 13-14 cycles (18-19 moving), `ae` and
-        `diffda` from the first 10-cycle window on. The variant is kept as an open problem: a method must carry
-        information into the gaps without pumping energy into the observed points.
+        `diffda` from the first 10-cycle window on. The variant is kept as an open problem: a
+        method must carry information into the gaps without pumping energy into the observed
+        points.
         *background* is the eddy-free free run, identical to climatology."""
     network = "fixed"
 

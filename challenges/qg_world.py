@@ -148,24 +148,17 @@ def reflect_samples(samples, which, length_km: float):
     which = np.asarray(which, bool)
     if not which.any():
         return samples
-    out = samples.copy()
-    pick = lambda dims: which.reshape(-1, *[1] * (len(dims) - 1))  # noqa: E731 (sample is the first dim)
-    fields = {k: v for k, v in samples.coords.items() if k not in samples.indexes}  # closure pairs' state x
-    for name, v in {**fields, **samples.data_vars}.items():
-        dims, a = v.dims, np.asarray(v.values)
-        if "y" in dims and "x" in dims:
-            mirrored = -np.flip(a, axis=dims.index("y"))
-        elif name == "obs_y":
+
+    def mirror(name, dims, a):
+        if name == "obs_y":
             mirrored = np.mod(length_km - a, length_km)
         elif name == "obs_value":
             mirrored = -a
         else:
-            continue
-        if dims[0] != "sample":
-            raise ValueError(f"{name}: the sample dim must come first, got {dims}")
-        new = (dims, np.where(pick(dims), mirrored, a), v.attrs)
-        out = out.assign_coords({name: new}) if name in fields else out.assign({name: new})
-    return out
+            mirrored = -np.flip(a, axis=dims.index("y"))
+        return np.where(which.reshape(-1, *[1] * (a.ndim - 1)), mirrored, a)
+
+    return _map_sample_fields(samples, ("obs_y", "obs_value"), mirror)
 
 
 def translate_samples(samples, shifts, length_km: float, n: int):
@@ -180,23 +173,31 @@ def translate_samples(samples, shifts, length_km: float, n: int):
     shifts = np.asarray(shifts, int).reshape(-1, 2) % n
     if not shifts.any():
         return samples
-    out = samples.copy()
     dxy = length_km / n
+
+    def move(name, dims, a):
+        if name in ("obs_y", "obs_x"):
+            d = shifts[:, 0 if name == "obs_y" else 1] * dxy
+            return np.mod(a + d.reshape(-1, *[1] * (a.ndim - 1)), length_km)
+        axes = (dims.index("y") - 1, dims.index("x") - 1)
+        return np.stack([np.roll(a[i], (sy, sx), axis=axes) for i, (sy, sx) in enumerate(shifts)])
+
+    return _map_sample_fields(samples, ("obs_y", "obs_x"), move)
+
+
+def _map_sample_fields(samples, obs_names, transform):
+    """``samples`` with every (y, x) field (data variable, or non-index coordinate such as closure pairs'
+    state) and every variable named in ``obs_names`` replaced by ``transform(name, dims, values)``; the
+    other variables kept. The sample dim must come first in every transformed field."""
+    out = samples.copy()
     fields = {k: v for k, v in samples.coords.items() if k not in samples.indexes}
     for name, v in {**fields, **samples.data_vars}.items():
-        dims, a = v.dims, np.asarray(v.values)
-        if "y" in dims and "x" in dims:
-            iy, ix = dims.index("y") - 1, dims.index("x") - 1
-            moved = np.stack([np.roll(a[i], (sy, sx), axis=(iy, ix)) for i, (sy, sx) in enumerate(shifts)])
-        elif name in ("obs_y", "obs_x"):
-            d = shifts[:, 0 if name == "obs_y" else 1] * dxy
-            moved = np.mod(a + d.reshape(-1, *[1] * (a.ndim - 1)), length_km)
-        else:
+        if not ("y" in v.dims and "x" in v.dims) and name not in obs_names:
             continue
-        if dims[0] != "sample":
-            raise ValueError(f"{name}: the sample dim must come first, got {dims}")
-        new = (dims, moved, v.attrs)
-        out = out.assign_coords({name: new}) if name in fields else out.assign({name: new})
+        if v.dims[0] != "sample":
+            raise ValueError(f"{name}: the sample dim must come first, got {v.dims}")
+        new = transform(name, v.dims, np.asarray(v.values))
+        out = (out.assign_coords if name in fields else out.assign)({name: (v.dims, new, v.attrs)})
     return out
 
 

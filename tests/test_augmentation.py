@@ -27,6 +27,18 @@ def _mirror(q):
     return -torch.flip(q, dims=(-2,))
 
 
+def _residuals(split, ds):
+    """y - H(truth) of training pairs ``ds``: the observed SSH of the PV target (mapping targets are SSH)."""
+    from challenges.qg_world import obs_field_map
+    from data_scripts.obs import TrigInterpolator
+
+    t = torch.as_tensor(ds["target"].values)
+    field = obs_field_map(SIZE)(t) if t.ndim == 4 else t
+    L, (ny, nx) = float(split.geometry.length[0]), split.geometry.shape
+    interp = TrigInterpolator(ds["obs_x"].values, ds["obs_y"].values, nx, ny, L, L)
+    return np.asarray(ds["obs_value"].values) - interp.forward(field).numpy()
+
+
 @pytest.mark.parametrize("regime", [{}, {"beta": 1e-11, "delta": 0.1, "rek": 7e-8}], ids=["eddy", "jet"])
 def test_the_qg_model_commutes_with_the_north_south_mirror(regime):
     """step(mirror(q)) = mirror(step(q)) to round-off, for a state without Nyquist modes (the model's
@@ -51,25 +63,13 @@ def test_the_qg_model_commutes_with_the_north_south_mirror(regime):
 def test_a_mirrored_pair_fits_its_observations_as_the_original_does(root, challenge):
     """The residuals y - H(truth) of the mirrored samples are the originals' negated: the mirrored
     positions sample the mirrored field, so the pair is a consistent OSSE sample of another solution."""
-    from challenges.qg_world import obs_field_map
-    from data_scripts.obs import TrigInterpolator
-
     split = registry.get_challenge(challenge).split(SIZE, "train", root)
     pairs = split.training_pairs().isel(sample=slice(0, 6)).load()
     which = np.array([True, False, True, True, False, True])
     mirrored = split.reflected(pairs, which)
     twice = split.reflected(mirrored, which)  # an involution (obs_y to round-off: L - (L - y))
     assert all(np.allclose(twice[k].values, pairs[k].values, rtol=1e-12, atol=1e-12) for k in pairs.data_vars)
-    fmap = obs_field_map(SIZE)
-
-    def residuals(ds):
-        t = torch.as_tensor(ds["target"].values)
-        field = fmap(t) if t.ndim == 4 else t  # the observed SSH of the PV state; mapping targets are SSH
-        L, (ny, nx) = float(split.geometry.length[0]), split.geometry.shape
-        interp = TrigInterpolator(ds["obs_x"].values, ds["obs_y"].values, nx, ny, L, L)
-        return np.asarray(ds["obs_value"].values) - interp.forward(field).numpy()
-
-    r0, r1 = residuals(pairs), residuals(mirrored)
+    r0, r1 = _residuals(split, pairs), _residuals(split, mirrored)
     valid = np.asarray(pairs["obs_valid"].values) if "obs_valid" in pairs else np.isfinite(r0)
     assert np.allclose(r1[which][valid[which]], -r0[which][valid[which]], atol=1e-9)
     assert np.array_equal(r1[~which][valid[~which]], r0[~which][valid[~which]])
@@ -113,9 +113,6 @@ def test_the_qg_model_commutes_with_periodic_shifts():
 def test_a_translated_pair_fits_its_observations_as_the_original_does(root, challenge):
     """The residuals y - H(truth) of translated samples equal the originals': the moved positions sample
     the rolled field where the original positions sampled the original field."""
-    from challenges.qg_world import obs_field_map
-    from data_scripts.obs import TrigInterpolator
-
     split = registry.get_challenge(challenge).split(SIZE, "train", root)
     pairs = split.training_pairs().isel(sample=slice(0, 4)).load()
     shifts = np.array([[0, 0], [3, 0], [0, 7], [5, 13]])
@@ -123,16 +120,7 @@ def test_a_translated_pair_fits_its_observations_as_the_original_does(root, chal
     back = split.translated(moved, -shifts)  # the inverse shift
     assert np.array_equal(back["target"].values, pairs["target"].values)
     assert np.allclose(back["obs_x"].values, pairs["obs_x"].values, atol=1e-9)
-    fmap = obs_field_map(SIZE)
-
-    def residuals(ds):
-        t = torch.as_tensor(ds["target"].values)
-        field = fmap(t) if t.ndim == 4 else t
-        L, (ny, nx) = float(split.geometry.length[0]), split.geometry.shape
-        interp = TrigInterpolator(ds["obs_x"].values, ds["obs_y"].values, nx, ny, L, L)
-        return np.asarray(ds["obs_value"].values) - interp.forward(field).numpy()
-
-    r0, r1 = residuals(pairs), residuals(moved)
+    r0, r1 = _residuals(split, pairs), _residuals(split, moved)
     valid = np.asarray(pairs["obs_valid"].values) if "obs_valid" in pairs else np.isfinite(r0)
     assert np.allclose(r1[valid], r0[valid], atol=1e-9)
     t0, t1 = pairs["target"].values, moved["target"].values
