@@ -92,8 +92,8 @@ def run(challenge_name: str, method_name: str, size: str = "small", seed: int = 
     name = check_name(name or method_name, "--name")
     R.code_state()  # the code as it is now, before a long fit
     torch.manual_seed(seed)
-    data_dir = ensure_data(challenge, size, root, progress)
     method = get_method(method_name, challenge, params, seed=seed, device=device, progress=progress)
+    data_dir = ensure_data(challenge, size, root, progress)  # after the method and its settings are checked
     from data_scripts.manifest import fingerprint
 
     method.context = {"workdir": RUNS / challenge.name / size / name, "data_fingerprint": fingerprint(data_dir),

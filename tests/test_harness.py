@@ -98,6 +98,16 @@ def test_unknown_names_are_one_sentence(env, capsys):
     assert "unknown challenge" in err and "unknown method" in err and "Traceback" not in err
 
 
+def test_a_bad_method_or_setting_is_refused_before_any_data_is_generated(tmp_path, capsys):
+    root = tmp_path / "data"
+    base = ["--size", "tiny", "--root", str(root), "--results", str(tmp_path / "res"), "--quiet"]
+    assert main(["run", "qg-map", "no-such-method", *base]) == 2
+    assert main(["run", "qg-map", "ae", "--param", "shift=maybe", *base]) == 2
+    err = capsys.readouterr().err
+    assert "unknown method" in err and "not a valid bool" in err and "Traceback" not in err
+    assert not root.exists() or not any(root.iterdir())
+
+
 def test_leaderboard_from_results(env, tmp_path):
     root, res = env
     assert main(["leaderboard", "--results", str(res), "--out", str(tmp_path)]) == 0
