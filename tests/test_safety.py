@@ -133,6 +133,18 @@ def test_a_missing_checkpoint_is_one_sentence(env, capsys, tmp_path, monkeypatch
     assert not (tmp_path / "res").exists()
 
 
+@pytest.mark.parametrize("method", ["ae", "diffda"])
+def test_a_mapping_window_longer_than_the_pairs_is_one_sentence_before_training(method, tiny_data, capsys, tmp_path,
+                                                                               monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = ["run", "qg-map", method, "--size", "tiny", "--root", str(tiny_data("qg")), "--results",
+            str(tmp_path / "res"), "--param", "half_window=20", "--quiet"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "half_window=20 days is longer than the +-15 days" in err and "Traceback" not in err
+    assert err.count("\n") == 1 and not (tmp_path / "res").exists() and not (tmp_path / "runs").exists()
+
+
 def test_cuda_without_cuda_is_one_sentence(capsys):
     import torch
 

@@ -19,6 +19,10 @@ def fit_learned(method, train, val, make, method_file: str):
     from .train import _sha256, fit_or_reuse
 
     cfg = method.config
+    held = train.pairs_key().get("half_window") if train.family == "mapping" else None
+    if held is not None and getattr(cfg, "half_window", None) is not None and float(cfg.half_window) > float(held):
+        raise SettingError(f"half_window={cfg.half_window:g} days is longer than the +-{held:g} days of observations "
+                           f"the training pairs hold; use at most {held:g}")
     if getattr(cfg, "from_checkpoint", None):
         import json
         from pathlib import Path
