@@ -19,8 +19,14 @@ inpainting as in the paper:
   derived field at points (SSH), the cell means of the innovations, filled by
   periodic linear interpolation (``baselines.interp.fill_periodic``) and turned
   into a state increment by the B-regression of the training increments
-  (``SpectralCovariance.field_regression``); for mapping, the interpolated
-  observations of the map's day;
+  (``SpectralCovariance.field_regression``); for mapping (``known_map``), per
+  cell the inverse-variance weighted mean of the observations within
+  +-``half_window`` days (default 15) of the map's day, each weighted by its
+  error E(|t|) about the map, which grows with its time offset t; E and the
+  correlation rho of one cell's errors are measured on the train split
+  (``_calibrate_map_error``), so that the cell estimate's predicted variance
+  rho v_correlated + (1 - rho) v_independent matches its error (checked on val
+  by ``benchmarks/diffda_map_window.py``);
 * the replacement (``replacement``): at each reverse step the known part,
   noised to that level, replaces the sample where there are observations.
   ``matched`` (default): x_tilde's error variance r (normalised units; for
@@ -40,8 +46,10 @@ inpainting as in the paper:
   w > 0 pulls the sample all the way to x_tilde, observation noise included (on
   a Gaussian toy the Kalman weight ends at the observation, with no spread), which
   is why ``l96-da`` analyses got worse with more observations (docs/methods.md);
-  mapping keeps the paper's blend with w = 1 (its known field is the observations
-  of the map's day); jump length and resampling count are settings of both;
+  for mapping, ``blend`` is the paper's rule: the day's observations
+  (``half_window=1``) interpolated and copied in with w = 1 where observed, the
+  default ``matched`` the rule above; jump length and resampling count are
+  settings of both;
 * perturbed observations (``perturb_obs``, default on with ``blend``, off with
   ``matched``, which already samples the observation error): with more than one member,
   member k's known field is built from y + e_k, e_k ~ N(0, R) drawn per member
@@ -111,8 +119,8 @@ class DiffDAConfig(LearnedConfig):
     perturb_obs: bool | None = None
     #: cycling: forecast every member (ensemble DA) or only the mean
     cycle_members: bool = True
-    #: mapping: observations within this many days of a map's day form its known field
-    half_window: float = 1.0
+    #: mapping: observations within this many days of a map's day form its known field (the paper's blend: 1)
+    half_window: float = 15.0
     from_checkpoint: str | None = None
 
 
@@ -175,6 +183,40 @@ class DiffDA(Method):
         self.known_error = None
         if self.regression is not None and self.config.replacement == "matched":
             self.known_error = self._calibrate_known_error(train, val)
+        self.map_error = None
+        if self.mapping and self.config.replacement == "matched":
+            self.map_error = self._calibrate_map_error(train)
+
+    def _calibrate_map_error(self, train, n: int = 256) -> dict:
+        """Mapping: the known field's error model, measured on (at most ``n``) seeded train samples in normalised
+        units: ``per_obs`` E(k), k = 0..ceil(half_window), the mean square difference between an observation
+        k days from a map's day and that map at the observation's cell (noise, representativeness, position
+        in the cell and the map's drift in time), and ``rho``, the correlation of the errors of one cell's
+        observations that makes the predicted variance of the cell estimates (``known_map``) their mean square
+        error on those samples."""
+        from .learned.features import cell_index
+
+        nrm, hw = self.learner.norm, float(self.config.half_window)
+        pairs = train.training_pairs()
+        idx = np.sort(np.random.default_rng(self.seed).choice(pairs.sizes["sample"], min(n, pairs.sizes["sample"]),
+                                                              replace=False))
+        sub = pairs.isel(sample=idx).load()
+        w = train.problem(sub).within(hw)
+        o, g = w.obs, w.geometry
+        z = torch.as_tensor((sub["target"].values - nrm.state_mean[0]) / nrm.state_std[0]).reshape(len(idx), -1)
+        y = (o.values - nrm.state_mean[0]) / nrm.state_std[0]
+        err2 = (y - torch.gather(z, 1, cell_index(g, o.positions))) ** 2
+        lag = o.times.abs()
+        per_obs = []
+        for k in range(int(np.ceil(hw)) + 1):
+            sel = o.valid & (lag >= k - 0.5) & (lag < k + 0.5)
+            per_obs.append(float(err2[sel].mean()) if bool(sel.any()) else (per_obs[-1] if per_obs else 1.0))
+        xt, v_ind, v_cor = _cell_estimates(g, o.positions, y, o.times, o.valid, per_obs)
+        seen = torch.isfinite(v_ind)
+        mse = float(((xt.reshape(len(idx), -1) - z) ** 2)[seen.reshape(len(idx), -1)].sum())
+        a, b = float(v_ind[seen].sum()), float(v_cor[seen].sum())
+        rho = float(np.clip((mse - a) / max(b - a, 1e-12), 0.0, 1.0))
+        return {"per_obs": per_obs, "rho": rho}
 
     def _calibrate_known_error(self, train, val, n: int = 256) -> list[float]:
         """Per level, the mean square error of the normalised known field against the true normalised
@@ -327,13 +369,19 @@ class DiffDA(Method):
         import dataclasses
 
         n = self.learner.norm
+        matched = getattr(self, "map_error", None) is not None
         maps = []
         for start in range(0, len(problem.times), 16):
             sub = dataclasses.replace(problem, times=problem.times[start:start + 16])
             w = sub.windows(self.config.half_window)
             vals = (w.obs.values - n.state_mean[0]) / n.state_std[0]
-            xt, mask = self._known_from_points(w.geometry, w.obs.positions, vals, w.obs.valid, False)
-            s = self._sample(None, xt, mask, (len(sub.times), 1, *problem.geometry.shape))
+            shape = (len(sub.times), 1, *problem.geometry.shape)
+            if matched:
+                xt, var = known_map(w.geometry, w.obs.positions, vals, w.obs.times, w.obs.valid, **self.map_error)
+                s = self._sample(None, xt, torch.isfinite(var).to(xt.dtype), shape, error_var=var)
+            else:
+                xt, mask = self._known_from_points(w.geometry, w.obs.positions, vals, w.obs.valid, False)
+                s = self._sample(None, xt, mask, shape)
             maps.append(n.state_mean[0] + n.state_std[0] * s[:, :, 0])
         m = torch.cat(maps)                                         # (T, M, ny, nx)
         ds = problem.result(m.mean(1))
@@ -349,6 +397,10 @@ class DiffDA(Method):
                 "replacement": self.stats.get("replacement", c.replacement),
                 **({"known_field_error_var": [round(v, 4) for v in self.known_error]}
                    if getattr(self, "known_error", None) else {}),
+                **({"half_window_days": c.half_window, "known_map_obs_error_var": [round(v, 4) for v in
+                                                                                  self.map_error["per_obs"]],
+                    "known_map_error_correlation": round(self.map_error["rho"], 4)}
+                   if getattr(self, "map_error", None) is not None else {}),
                 **({"mask_weight": self.stats["mask_weight"]} if "mask_weight" in self.stats else {}),
                 "perturbed_observations": self._perturb}
 
@@ -359,3 +411,39 @@ def problem_rep_H(problem, M: int):
         x = x.reshape(problem.B, M, *x.shape[1:])
         return problem.H(x).reshape(problem.B * M, -1)
     return H
+
+
+def _cell_estimates(geometry, positions, values, times, valid, per_obs):
+    """Per cell (B, 1, *grid): the inverse-variance weighted mean of its observations (error E(|t_j|), linear
+    between whole days, ``per_obs``), and that mean's variance for independent errors (1 / sum w) and for fully
+    correlated ones ((sum w sqrt e)^2 / (sum w)^2); cells without observations: 0 and infinite variances."""
+    from .learned.features import cell_index
+
+    E = np.asarray(per_obs, dtype=np.float64)
+    e = torch.as_tensor(np.interp(times.abs().cpu().numpy(), np.arange(len(E)), E), dtype=values.dtype,
+                        device=values.device)
+    wgt = torch.where(valid, 1.0 / e, torch.zeros_like(values))
+    cells = cell_index(geometry, positions)
+    B, n = values.shape[0], geometry.n_points
+
+    def per_cell(a):
+        return torch.zeros(B, n, dtype=values.dtype, device=values.device).scatter_add_(1, cells, a)
+
+    sw = per_cell(wgt)
+    seen, safe = sw > 0, sw.clamp_min(torch.finfo(values.dtype).tiny)
+    inf = torch.full_like(sw, float("inf"))
+    xt = torch.where(seen, per_cell(wgt * values) / safe, torch.zeros_like(sw))
+    v_ind = torch.where(seen, 1.0 / safe, inf)
+    v_cor = torch.where(seen, (per_cell(wgt * e.sqrt()) / safe) ** 2, inf)
+    shape = (B, 1, *geometry.shape)
+    return xt.reshape(shape), v_ind.reshape(shape), v_cor.reshape(shape)
+
+
+def known_map(geometry, positions, values, times, valid, per_obs, rho):
+    """(x_tilde, its error variance) (B, 1, *grid) of a map from point observations at ``times`` (B, P), days from
+    the map's day: cell estimates (``_cell_estimates``) with variance rho v_correlated + (1 - rho) v_independent
+    (``DiffDA._calibrate_map_error`` measures E and rho on the train split); infinite where nothing is observed."""
+    xt, v_ind, v_cor = _cell_estimates(geometry, positions, values, times, valid, per_obs)
+    seen = torch.isfinite(v_ind)
+    var = torch.where(seen, rho * v_cor.where(seen, 0.0) + (1.0 - rho) * v_ind.where(seen, 0.0), v_ind)
+    return xt, var

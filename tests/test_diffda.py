@@ -60,6 +60,33 @@ def test_the_unconditional_mapping_prior_gives_maps_that_validate(root):
     assert np.isfinite(ch.score(pred, SIZE, root)["mu"].value)
     d = m.describe()
     assert d["conditioning"] == "inpainting" and d["network_evaluations_per_sample"] == 10
+    assert d["replacement"] == "matched" and d["half_window_days"] == 15
+    E = d["known_map_obs_error_var"]
+    assert len(E) == 16 and all(e > 0 for e in E) and 0.0 <= d["known_map_error_correlation"] <= 1.0
+    assert E[15] > E[0]  # an observation weeks from the map's day says less about it than one of that day
+
+
+def test_the_known_map_weights_observations_by_their_time_offset():
+    """Two observations in one cell, of the day and two days off: the inverse-variance mean of E(|t|), whose
+    variance mixes the independent 1 / sum w and the fully correlated (sum w sqrt e / sum w)^2 by rho."""
+    from baselines.diffda import known_map
+    from challenges import qg_world as W
+
+    g = W.geometry("tiny")
+    pos = torch.tensor([[[100.0, 40.0], [110.0, 50.0], [500.0, 500.0]]], dtype=torch.float64)
+    y = torch.tensor([[1.0, 4.0, 9.0]], dtype=torch.float64)
+    t = torch.tensor([[0.0, -2.0, 0.5]], dtype=torch.float64)
+    valid = torch.tensor([[True, True, False]])
+    E = [0.1, 0.2, 0.3]
+    w = torch.tensor([1 / 0.1, 1 / 0.3], dtype=torch.float64)
+    for rho in (0.0, 0.3, 1.0):
+        xt, var = known_map(g, pos, y, t, valid, E, rho)
+        cell = (1, 0)  # y = 100 km, x = 40 km on 62.5 km cells
+        torch.testing.assert_close(xt[0, 0][cell], (w[0] * 1.0 + w[1] * 4.0) / w.sum())
+        v_ind = 1 / w.sum()
+        v_cor = ((w[0] * 0.1 ** 0.5 + w[1] * 0.3 ** 0.5) / w.sum()) ** 2
+        torch.testing.assert_close(var[0, 0][cell], rho * v_cor + (1 - rho) * v_ind)
+        assert torch.isinf(var).sum() == g.n_points - 1 and (xt[torch.isinf(var)] == 0).all()  # padding ignored
 
 
 def test_inpainting_with_a_hard_full_mask_returns_the_observations(root):
