@@ -21,7 +21,8 @@ inpainting as in the paper:
   into a state increment by the B-regression of the training increments
   (``SpectralCovariance.field_regression``); for mapping (``known_map``), per
   cell the inverse-variance weighted mean of the observations within
-  +-``half_window`` days (default 15) of the map's day, each weighted by its
+  +-``half_window`` days (default 10, from the val study in
+  benchmarks/README_learned.md) of the map's day, each weighted by its
   error E(|t|) about the map, which grows with its time offset t; E and the
   correlation rho of one cell's errors are measured on the train split
   (``_calibrate_map_error``), so that the cell estimate's predicted variance
@@ -120,7 +121,7 @@ class DiffDAConfig(LearnedConfig):
     #: cycling: forecast every member (ensemble DA) or only the mean
     cycle_members: bool = True
     #: mapping: observations within this many days of a map's day form its known field (the paper's blend: 1)
-    half_window: float = 15.0
+    half_window: float = 10.0
     from_checkpoint: str | None = None
 
 

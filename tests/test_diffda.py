@@ -60,10 +60,10 @@ def test_the_unconditional_mapping_prior_gives_maps_that_validate(root):
     assert np.isfinite(ch.score(pred, SIZE, root)["mu"].value)
     d = m.describe()
     assert d["conditioning"] == "inpainting" and d["network_evaluations_per_sample"] == 10
-    assert d["replacement"] == "matched" and d["half_window_days"] == 15
+    assert d["replacement"] == "matched" and d["half_window_days"] == 10
     E = d["known_map_obs_error_var"]
-    assert len(E) == 16 and all(e > 0 for e in E) and 0.0 <= d["known_map_error_correlation"] <= 1.0
-    assert E[15] > E[0]  # an observation weeks from the map's day says less about it than one of that day
+    assert len(E) == 11 and all(e > 0 for e in E) and 0.0 <= d["known_map_error_correlation"] <= 1.0
+    assert E[10] > E[0]  # an observation ten days from the map's day says less about it than one of that day
 
 
 def test_the_known_map_weights_observations_by_their_time_offset():
