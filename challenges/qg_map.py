@@ -84,10 +84,11 @@ class QGMap(QGChallenge):
         (nadir: µ 0.726 at +-5 days, 0.795 at +-15, the default), and training on randomly
         translated samples (`ae-shift`) lifts it to 0.824. With more observations a day the
         U-Net comes closer: 0.867 against OI's 0.891 on the swath. `diffda` (an unconditional
-        prior of SSH maps, the day's observations blended in as in the paper, +-1 day, 8
-        members) scores as climatology: the blend fixes the cells along one day's tracks, the
-        prior's samples elsewhere are independent of them, and their mean tends to the mean
-        map."""
+        prior of SSH maps, 8 members) scored as climatology with the paper's blend of one day's
+        observations, which fixes only the cells along that day's tracks; with every
+        observation of +-10 days, each weighted by its measured error about the map of the
+        day (the matched replacement, the default) it reaches µ 0.736 on nadir, above interp
+        and below the U-Net."""
     metrics = MAP_METRICS
     case_dim = "traj"
     variables = ("ssh",)
