@@ -6,7 +6,7 @@
 Loads a trained ``diffda`` prior of maps and scores it with the val split's own ``evaluate``
 (the fixed subset of val days, never test) for the paper's blend (observations of +-1 day
 copied in) and for the matched replacement at each window (every observation within +-w days,
-its error the observation error plus the map's drift over its time offset). For each matched
+its error E(|t|) about the map of the day measured on train, docs/methods.md). For each matched
 window it also prints the known field's calibration on those days: the mean square error of
 x_tilde against the true map at observed cells over its predicted variance (1: calibrated;
 the variance model is fitted on train, so this checks it on other days).
@@ -14,13 +14,10 @@ the variance model is fitted on train, so this checks it on other days).
 """
 from __future__ import annotations
 
-import argparse
-
-import numpy as np
 import torch
 
 from baselines.diffda import known_map
-from bench.registry import get_challenge, get_method
+from diffda_common import load, parser, setup
 
 
 def calibration(method, val) -> float:
@@ -40,24 +37,13 @@ def calibration(method, val) -> float:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("checkpoint")
-    ap.add_argument("--size", default="small")
-    ap.add_argument("--challenge", default="qg-map")
-    ap.add_argument("--members", type=int, default=4)
+    ap = parser(__doc__, "qg-map")
     ap.add_argument("--windows", default="1,5,10,15")
-    ap.add_argument("--param", action="append", default=[], help="key=value, any diffda setting")
     args = ap.parse_args(argv)
-    extra = dict(p.split("=", 1) for p in args.param)
-    torch.set_num_threads(1)
-    ch = get_challenge(args.challenge)
-    train, val = ch.split(args.size, "train"), ch.split(args.size, "val")
+    ch, train, val, extra = setup(args)
 
     def run(replacement: str, window: float):
-        m = get_method("diffda", ch, {**extra, "from_checkpoint": args.checkpoint, "members": args.members,
-                                      "replacement": replacement, "half_window": window}, progress=False)
-        m.context = {"workdir": "runs/benchmarks", "size": args.size}
-        m.fit(train, val)
+        m = load(ch, train, val, args, replacement=replacement, half_window=window)
         err = float(val.evaluate(m.predict)[0])
         return 1.0 - err, calibration(m, val) if replacement == "matched" else float("nan"), m
 

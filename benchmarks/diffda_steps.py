@@ -14,16 +14,16 @@ reference computed in the same process, with the sampling time. ``--param`` sets
 """
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
 import torch
 
-from bench.registry import get_challenge, get_method
+from bench.registry import get_method
 from challenges import l96_world as W
 from challenges import qg_world as QW
 from challenges.qg_base import problem_from_dataset
+from diffda_common import load, parser, setup
 
 
 def l96_cases(ch, val, n: int, rng) -> list:
@@ -52,29 +52,18 @@ def qg_cases(ch, val, n: int, rng, size: str) -> list:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("checkpoint")
-    ap.add_argument("--size", default="small")
-    ap.add_argument("--challenge", default="l96-da", help="l96-da or a qg-da variant")
+    ap = parser(__doc__, "l96-da", "l96-da or a qg-da variant")
     ap.add_argument("--cases", type=int, default=200, help="val cases per density (l96) or trajectory (qg), seeded")
-    ap.add_argument("--members", type=int, default=4)
     ap.add_argument("--steps", default="10,25,50,100,1000")
-    ap.add_argument("--param", action="append", default=[], help="key=value, any diffda setting")
     args = ap.parse_args(argv)
-    extra = dict(p.split("=", 1) for p in args.param)
-    torch.set_num_threads(1)
-    ch = get_challenge(args.challenge)
-    train, val = ch.split(args.size, "train"), ch.split(args.size, "val")
+    ch, train, val, extra = setup(args)
     rng = np.random.default_rng(0)
     var_name = ch.variables[0]
     cases = (l96_cases(ch, val, args.cases, rng) if args.challenge == "l96-da"
              else qg_cases(ch, val, args.cases, rng, args.size))
 
     def run(steps: int, sampler: str = "ddim"):
-        m = get_method("diffda", ch, {**extra, "from_checkpoint": args.checkpoint, "n_steps": steps,
-                                      "sampler": sampler, "members": args.members}, progress=False)
-        m.context = {"workdir": "runs/benchmarks", "size": args.size}
-        m.fit(train, val)
+        m = load(ch, train, val, args, n_steps=steps, sampler=sampler)
         torch.manual_seed(0)
         se, var, n, t0 = 0.0, 0.0, 0, time.perf_counter()
         for problem, truth, err_space in cases:
