@@ -370,23 +370,29 @@ class DiffDA(Method):
         import dataclasses
 
         n = self.learner.norm
-        matched = getattr(self, "map_error", None) is not None
         maps = []
         for start in range(0, len(problem.times), 16):
             sub = dataclasses.replace(problem, times=problem.times[start:start + 16])
             w = sub.windows(self.config.half_window)
-            vals = (w.obs.values - n.state_mean[0]) / n.state_std[0]
             shape = (len(sub.times), 1, *problem.geometry.shape)
-            if matched:
-                xt, var = known_map(w.geometry, w.obs.positions, vals, w.obs.times, w.obs.valid, **self.map_error)
+            if self.map_error is not None:
+                xt, var = self.known_map_of(w)
                 s = self._sample(None, xt, torch.isfinite(var).to(xt.dtype), shape, error_var=var)
             else:
+                vals = (w.obs.values - n.state_mean[0]) / n.state_std[0]
                 xt, mask = self._known_from_points(w.geometry, w.obs.positions, vals, w.obs.valid, False)
                 s = self._sample(None, xt, mask, shape)
             maps.append(n.state_mean[0] + n.state_std[0] * s[:, :, 0])
         m = torch.cat(maps)                                         # (T, M, ny, nx)
         ds = problem.result(m.mean(1))
         return ds  # mapping is scored deterministically: the ensemble mean
+
+    def known_map_of(self, window_problem):
+        """(x_tilde, its error variance), normalised, (B, 1, *grid), of a ``WindowProblem``'s days (``known_map``
+        with the train-measured error model; matched replacement only)."""
+        n, o = self.learner.norm, window_problem.obs
+        vals = (o.values - n.state_mean[0]) / n.state_std[0]
+        return known_map(window_problem.geometry, o.positions, vals, o.times, o.valid, **self.map_error)
 
     def describe(self) -> dict:
         c = self.config

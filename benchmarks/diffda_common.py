@@ -20,18 +20,22 @@ def parser(doc: str, challenge: str, challenge_help: str | None = None) -> argpa
     return ap
 
 
+def params(args) -> dict:
+    """The ``--param key=value`` settings."""
+    return dict(p.split("=", 1) for p in args.param)
+
+
 def setup(args):
     """(challenge, train split, val split, the --param settings), one torch thread."""
     torch.set_num_threads(1)
     ch = get_challenge(args.challenge)
-    return ch, ch.split(args.size, "train"), ch.split(args.size, "val"), dict(p.split("=", 1) for p in args.param)
+    return ch, ch.split(args.size, "train"), ch.split(args.size, "val"), params(args)
 
 
 def load(ch, train, val, args, **settings):
     """The checkpoint's diffda model with ``settings`` (over ``--param``), fitted (loaded) on the splits."""
-    extra = dict(p.split("=", 1) for p in args.param)
-    m = get_method("diffda", ch, {**extra, "from_checkpoint": args.checkpoint, "members": args.members, **settings},
-                   progress=False)
+    m = get_method("diffda", ch, {**params(args), "from_checkpoint": args.checkpoint, "members": args.members,
+                                  **settings}, progress=False)
     m.context = {"workdir": "runs/benchmarks", "size": args.size}
     m.fit(train, val)
     return m

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import torch
 
-from baselines.diffda import known_map
 from diffda_common import load, parser, setup
 
 
@@ -26,9 +25,7 @@ def calibration(method, val) -> float:
     f = val._fields()
     se = pv = 0.0
     for tr, problem in zip(f["traj"].values, val.problems()):
-        w = problem.windows(method.config.half_window)
-        vals = (w.obs.values - n.state_mean[0]) / n.state_std[0]
-        xt, var = known_map(w.geometry, w.obs.positions, vals, w.obs.times, w.obs.valid, **method.map_error)
+        xt, var = method.known_map_of(problem.windows(method.config.half_window))
         z = (f["ssh"].sel(traj=int(tr), time=problem.times).values - n.state_mean[0]) / n.state_std[0]
         obs = torch.isfinite(var)[:, 0].numpy()
         se += float((((xt[:, 0].numpy() - z) ** 2)[obs]).sum())
