@@ -239,8 +239,11 @@ class QGClosure(QGChallenge):
 
     def _distances(self, size, regime, long: np.ndarray, root) -> dict:
         """Per-run distances {metric: (R,)} of long runs (R, T, 2, ny, nx) to the truth; NaN for blown runs."""
-        truth = self._truth_stats(size, regime, root)
-        m = self.model(size, regime)
+        return self.distances(self._truth_stats(size, regime, root), self.model(size, regime), long)
+
+    def distances(self, truth: dict, m, long: np.ndarray) -> dict:
+        """Per-run distances {metric: (R,)} of long runs (R, T, 2, ny, nx) of model ``m`` to the statistics
+        ``truth`` (``_stats``); NaN for blown runs."""
         out = {k: np.full(long.shape[0], np.nan) for k in truth}
         for r in range(long.shape[0]):
             if not np.isfinite(long[r]).all():
@@ -344,6 +347,29 @@ class ClosureSplit(W.Symmetric, Split):
     def forcings(self) -> np.ndarray:
         S = self._fields()[1]
         return S.reshape(-1, *S.shape[2:])
+
+    def long_run_loss(self, closure) -> np.ndarray:
+        """The long-run objective on this split: minus the mean Ross et al. similarity (``closure_online``) of
+        the coarse model run with ``closure`` from the split's states at the challenge's start days (a
+        spin-up, then daily states, as the test), against this split's own truth and its no-closure runs;
+        inf if a run blows up. The objective a closure of long-run statistics is tuned on."""
+        c = self.challenge
+        spin, keep = c.spinup_days[self.size], c.stats_days[self.size]
+        if "long" not in self._cache:
+            q = self.trajectories()
+            days = [d for d in c.start_days[self.size] if d < q.shape[1]]
+            x0 = torch.as_tensor(q[:, days].reshape(-1, *q.shape[2:]))
+            truth = c._stats(self.model, self.states())
+            ke = float(self.model.energy(torch.as_tensor(self.states()))["ke"].mean())
+            bound = lambda x: (self.model.energy(x)["ke"].mean(-1) < c.ke_bound * ke).cpu().numpy()  # noqa: E731
+            ref, _ = O.long_runs(self.model, None, x0, spin, keep, 24, bound)
+            self._cache["long"] = (x0, truth, bound, c.distances(truth, self.model, ref))
+        x0, truth, bound, ref = self._cache["long"]
+        long, blown = O.long_runs(self.model, closure, x0, spin, keep, 24, bound)
+        if (blown >= 0).any():
+            return np.array([np.inf])
+        sim = O.similarity_scores(c.distances(truth, self.model, long), ref, blown)
+        return np.array([-float(sim["mean"][0])])
 
     def evaluate(self, closure, n_trials=None) -> np.ndarray:
         """The short-range online error on this split: RMSE of the upper-layer streamfunction over its

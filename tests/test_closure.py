@@ -101,7 +101,7 @@ def test_gradients_flow_through_the_solver_unroll():
 
 
 def test_qg_closure_offline_and_online_scores(root):
-    ch, pred, s = _scores("qg-closure", _method("backscatter", back_grid="0.99"), root)
+    ch, pred, s = _scores("qg-closure", _method("backscatter", back_grid="0.99", smag_grid="0.08"), root)
     for reg in ("eddy", "jet"):
         assert np.isfinite(s[f"r2_{reg}"].value) and np.isfinite(s[f"similarity_{reg}"].value)
         assert len(s[f"short_nrmse_{reg}"].extra["by_lead_days"]) == ch.short_days
@@ -111,6 +111,26 @@ def test_qg_closure_offline_and_online_scores(root):
     assert s_off["similarity_eddy"].extra["flag"].startswith("offline submission")
     truth = ch.truth(SIZE, root)
     assert ch.score(truth, SIZE, root)["r2_jet"].value == pytest.approx(1.0)
+
+
+def test_the_long_run_tuning_loss_is_zero_without_closure_and_inf_for_a_blow_up(root):
+    ch = registry.get_challenge("qg-closure")
+    val = ch.split(SIZE, "val", root)
+    assert val.long_run_loss(None)[0] == pytest.approx(0.0, abs=1e-12)  # its own reference: similarity 0
+    assert np.isinf(val.long_run_loss(lambda x: 1e-5 * x)[0])  # e-folds daily: past the energy bound
+    smag = _method("smagorinsky")
+    assert np.isfinite(val.long_run_loss(smag.closure(val.model))[0]) and val.long_run_loss(smag.closure(val.model))[0] != 0
+
+
+def test_a_closure_tuning_objective_is_checked(root):
+    from baselines.base import SettingError
+
+    ch = registry.get_challenge("qg-closure")
+    with pytest.raises(SettingError, match="objective"):
+        _method("smagorinsky", objective="longrun").fit(ch.split(SIZE, "train", root), ch.split(SIZE, "val", root))
+    short = _method("smagorinsky", objective="short", grid="0.1,0.15")
+    short.fit(ch.split(SIZE, "train", root), ch.split(SIZE, "val", root))
+    assert short.constant in (0.1, 0.15) and len(short.tuning["trials"]) == 2
 
 
 def test_smagorinsky_dissipates_energy():

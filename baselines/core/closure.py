@@ -24,3 +24,15 @@ class ClosureMethod(Method):
 
     def closure(self, model):
         return lambda x: self.forcing(x, model)
+
+
+def closure_loss(val, closure, objective: str):
+    """A closure's tuning loss on the val split: ``long``, minus its long-run similarity
+    (``Split.long_run_loss``), or ``short``, its short-range online error (``Split.evaluate``)."""
+    if objective == "long":
+        return val.long_run_loss(closure)
+    if objective == "short":
+        return val.evaluate(closure)
+    from ..base import SettingError
+
+    raise SettingError(f"objective must be 'long' or 'short', got {objective!r}")
