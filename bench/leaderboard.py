@@ -178,7 +178,11 @@ def render(results_dir: Path) -> dict[str, str]:
                 block += table(rows, columns) + f"\nHardware: {'; '.join(hw)}.\n"
             if off:
                 block += (f"\nNot ranked, scored on another dataset than the canonical one "
-                          f"({off[0]}): {', '.join(off[1])}.\n")
+                          f"({off[0]}): {', '.join(sorted(r['method'] for g in off[1].values() for r in g))}.\n")
+                for sha, group in sorted(off[1].items()):
+                    hw = sorted({_hw(r) for r in group})
+                    block += (f"\nOn dataset {sha[:12]}… (not comparable with the table above; hardware: "
+                              f"{'; '.join(hw)}):\n\n" + table(group, columns))
             readme.append(block)
             page.append(block)
         pages[f"{ch}.md"] = "".join(page)
@@ -189,11 +193,12 @@ def render(results_dir: Path) -> dict[str, str]:
 
 
 def split_canonical(challenge: str, size: str, rows: list[dict]) -> tuple[list[dict], tuple | None]:
-    """(rows on the committed canonical dataset, None or (what is canonical, names of the other rows)).
+    """(rows on the committed canonical dataset, None or (what is canonical, {fingerprint: other rows})).
 
     A table compares methods on one truth: a row whose ``dataset_sha256`` is not the canonical
-    fingerprint of the challenge's world and size (``data_scripts/fingerprints.json``) is listed
-    under the table, not ranked. Without a committed fingerprint every row is kept.
+    fingerprint of the challenge's world and size (``data_scripts/fingerprints.json``) is not
+    ranked; the page lists it under the table, in a table of the rows on its own dataset.
+    Without a committed fingerprint every row is kept.
     """
     from data_scripts.manifest import canonical_fingerprints
 
@@ -207,7 +212,10 @@ def split_canonical(challenge: str, size: str, rows: list[dict]) -> tuple[list[d
         return rows, None
     on = [r.get("dataset_sha256") in (None, ref["sha256"]) for r in rows]
     keep = [r for r, ok in zip(rows, on) if ok]
-    other = sorted(r["method"] for r, ok in zip(rows, on) if not ok)
+    other: dict[str, list[dict]] = {}
+    for r, ok in zip(rows, on):
+        if not ok:
+            other.setdefault(r["dataset_sha256"], []).append(r)
     return keep, ((f"`{world}/{size}` {ref['sha256'][:12]}…", other) if other else None)
 
 

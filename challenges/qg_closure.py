@@ -88,8 +88,9 @@ class QGClosure(QGChallenge):
         true states, the other columns the coarse model run with the closure. Smagorinsky and
         backscatter tune their constants on the val split's long-run similarity. On this 32² grid
         the coarse model without closure holds about three times the truth's upper-layer energy
-        (docs/challenges.md), so dissipation helps and returning energy does not: Ross et al.'s
-        eddy ordering (backscatter 0.75 > Smagorinsky −0.9) belongs to their 64² grid."""
+        (docs/challenges.md), so even Smagorinsky, tuned, helps, where Ross et al. (64²,
+        published constants) find it harmful; backscatter ranks above it, as in their
+        eddy ordering (backscatter 0.75 > Smagorinsky −0.9)."""
     metrics = _metrics()
     variables = ("S_eddy", "S_jet")
     optional_vars = {f"{kind}_{reg}": dims for reg in REGIMES
