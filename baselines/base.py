@@ -88,6 +88,17 @@ class Method:
         #: the challenge and size (identifiers for caching; an algorithm never branches on them)
         self.context: dict = {}
 
+    def check(self, challenge) -> None:
+        """Raise ``SettingError`` for settings that contradict the challenge, before any data is read or
+        generated (``bench run`` calls it first). Learned methods: a mapping window longer than the
+        training pairs hold (``baselines.learned.check_window``)."""
+        from .learned.train import LearnedConfig
+
+        if isinstance(self.config, LearnedConfig) and challenge.family == "mapping":
+            from .learned import check_window
+
+            check_window(self.config, getattr(challenge, "pair_half_window", None))
+
     @classmethod
     def make_config(cls, params: dict) -> Config:
         """The config with ``params`` ({name: text or value}) applied; ValueError with one sentence on a bad key."""

@@ -93,6 +93,10 @@ def run(challenge_name: str, method_name: str, size: str = "small", seed: int = 
     R.code_state()  # the code as it is now, before a long fit
     torch.manual_seed(seed)
     method = get_method(method_name, challenge, params, seed=seed, device=device, progress=progress)
+    try:
+        method.check(challenge)
+    except SettingError as exc:
+        raise UserError(str(exc)) from None
     data_dir = ensure_data(challenge, size, root, progress)  # after the method and its settings are checked
     from data_scripts.manifest import fingerprint
 

@@ -145,6 +145,16 @@ def test_a_mapping_window_longer_than_the_pairs_is_one_sentence_before_training(
     assert err.count("\n") == 1 and not (tmp_path / "res").exists() and not (tmp_path / "runs").exists()
 
 
+def test_a_mapping_window_longer_than_the_pairs_is_refused_before_any_data_is_generated(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    empty = tmp_path / "no-data-yet"
+    args = ["run", "qg-map", "diffda", "--size", "tiny", "--root", str(empty), "--param", "half_window=20", "--quiet"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "half_window=20 days is longer than the +-15 days" in err and err.count("\n") == 1
+    assert not empty.exists() and not (tmp_path / "runs").exists()
+
+
 def test_cuda_without_cuda_is_one_sentence(capsys):
     import torch
 

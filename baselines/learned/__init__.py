@@ -12,6 +12,15 @@ import lazy_loader as lazy
 torch = lazy.load("torch")
 
 
+def check_window(cfg, held) -> None:
+    """SettingError if a mapping method's ``half_window`` exceeds the +-``held`` days its training pairs hold."""
+    from ..base import SettingError
+
+    if held is not None and getattr(cfg, "half_window", None) is not None and float(cfg.half_window) > float(held):
+        raise SettingError(f"half_window={cfg.half_window:g} days is longer than the +-{held:g} days of observations "
+                           f"the training pairs hold; use at most {held:g}")
+
+
 def fit_learned(method, train, val, make, method_file: str):
     """(learner, record) of ``method``: see ``baselines.learned.train.fit_or_reuse``."""
     from ..base import SettingError
@@ -19,10 +28,7 @@ def fit_learned(method, train, val, make, method_file: str):
     from .train import _sha256, fit_or_reuse
 
     cfg = method.config
-    held = train.pairs_key().get("half_window") if train.family == "mapping" else None
-    if held is not None and getattr(cfg, "half_window", None) is not None and float(cfg.half_window) > float(held):
-        raise SettingError(f"half_window={cfg.half_window:g} days is longer than the +-{held:g} days of observations "
-                           f"the training pairs hold; use at most {held:g}")
+    check_window(cfg, train.pairs_key().get("half_window") if train.family == "mapping" else None)
     if getattr(cfg, "from_checkpoint", None):
         import json
         from pathlib import Path
