@@ -21,21 +21,20 @@ from dataclasses import dataclass
 
 import lazy_loader as lazy
 
-from .base import Config, Supports
+from .base import Supports
 from .core import tuning
-from .core.closure import ClosureMethod, closure_loss
+from .core.closure import ClosureMethod, TunedClosureConfig, closure_loss
 from .smagorinsky import strain_viscosity
 
 torch = lazy.load("torch")
 
 
 @dataclass
-class BackscatterConfig(Config):
+class BackscatterConfig(TunedClosureConfig):
     smag_constant: float = 0.08
     back_constant: float = 0.99
     smag_grid: tuple = (0.04, 0.06, 0.08, 0.1, 0.15)
     back_grid: tuple = (0.3, 0.5, 0.7, 0.85, 0.95, 0.99)
-    objective: str = "long"
 
 
 def backscatter_forcing(model, q, smag_constant: float, back_constant: float, eps: float = 1e-32):

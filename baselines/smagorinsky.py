@@ -22,18 +22,17 @@ from dataclasses import dataclass
 
 import lazy_loader as lazy
 
-from .base import Config, Supports
+from .base import Supports
 from .core import tuning
-from .core.closure import ClosureMethod, closure_loss
+from .core.closure import ClosureMethod, TunedClosureConfig, closure_loss
 
 torch = lazy.load("torch")
 
 
 @dataclass
-class SmagorinskyConfig(Config):
+class SmagorinskyConfig(TunedClosureConfig):
     constant: float = 0.15
     grid: tuple = (0.02, 0.03, 0.05, 0.08, 0.1, 0.15, 0.2, 0.3)
-    objective: str = "long"
 
 
 def strain_viscosity(model, ph, constant: float):

@@ -145,9 +145,13 @@ class QGClosure(QGChallenge):
     # -- the online harness -----------------------------------------------------------------------------------
     def _bound(self, size, regime, root):
         f = self.regime_fields(size, regime, root)
-        m = self.model(size, regime)
-        ke = float(m.energy(torch.as_tensor(f["q"].isel(time=slice(0, None, 10)).values.reshape(-1, 2, *f["q"].shape[-2:])
-                                            .astype(np.float64)))["ke"].mean())
+        q = f["q"].isel(time=slice(0, None, 10)).values.reshape(-1, 2, *f["q"].shape[-2:])
+        return self.energy_bound(self.model(size, regime), q)
+
+    def energy_bound(self, m, q: np.ndarray):
+        """The blow-up test of runs of model ``m``: x -> (R,) bool, True while the kinetic energy stays below
+        ``ke_bound`` times the mean of the true states ``q`` (n, 2, ny, nx)."""
+        ke = float(m.energy(torch.as_tensor(q.astype(np.float64)))["ke"].mean())
 
         def bound(x):
             return (m.energy(x)["ke"].mean(-1) < self.ke_bound * ke).cpu().numpy()
@@ -365,8 +369,7 @@ class ClosureSplit(W.Symmetric, Split):
             days = [d for d in c.start_days[self.size] if d < q.shape[1]]
             x0 = torch.as_tensor(q[:, days].reshape(-1, *q.shape[2:]))
             truth = c._stats(self.model, self.states())
-            ke = float(self.model.energy(torch.as_tensor(self.states()))["ke"].mean())
-            bound = lambda x: (self.model.energy(x)["ke"].mean(-1) < c.ke_bound * ke).cpu().numpy()  # noqa: E731
+            bound = c.energy_bound(self.model, self.states())
             ref, _ = O.long_runs(self.model, None, x0, spin, keep, 24, bound)
             self._cache["long"] = (x0, truth, bound, c.distances(truth, self.model, ref))
         x0, truth, bound, ref = self._cache["long"]

@@ -118,8 +118,8 @@ def test_the_long_run_tuning_loss_is_zero_without_closure_and_inf_for_a_blow_up(
     val = ch.split(SIZE, "val", root)
     assert val.long_run_loss(None)[0] == pytest.approx(0.0, abs=1e-12)  # its own reference: similarity 0
     assert np.isinf(val.long_run_loss(lambda x: 1e-5 * x)[0])  # e-folds daily: past the energy bound
-    smag = _method("smagorinsky")
-    assert np.isfinite(val.long_run_loss(smag.closure(val.model))[0]) and val.long_run_loss(smag.closure(val.model))[0] != 0
+    loss = val.long_run_loss(_method("smagorinsky").closure(val.model))[0]
+    assert np.isfinite(loss) and loss != 0
 
 
 def test_a_closure_tuning_objective_is_checked(root):

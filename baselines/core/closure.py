@@ -10,7 +10,9 @@ the model's tendency every step (None: no closure).
 """
 from __future__ import annotations
 
-from ..base import Method, Supports
+from dataclasses import dataclass
+
+from ..base import Config, Method, Supports
 
 
 class ClosureMethod(Method):
@@ -26,13 +28,23 @@ class ClosureMethod(Method):
         return lambda x: self.forcing(x, model)
 
 
-def closure_loss(val, closure, objective: str):
-    """A closure's tuning loss on the val split: ``long``, minus its long-run similarity
-    (``Split.long_run_loss``), or ``short``, its short-range online error (``Split.evaluate``)."""
-    if objective == "long":
-        return val.long_run_loss(closure)
-    if objective == "short":
-        return val.evaluate(closure)
-    from ..base import SettingError
 
-    raise SettingError(f"objective must be 'long' or 'short', got {objective!r}")
+@dataclass
+class TunedClosureConfig(Config):
+    """The settings of a closure whose constants are tuned on the val split: ``objective`` ``long``, the
+    long-run similarity (``Split.long_run_loss``), or ``short``, the short-range online error
+    (``Split.evaluate``); checked when the settings are made, before any data is read."""
+
+    objective: str = "long"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.objective not in ("long", "short"):
+            from ..base import SettingError
+
+            raise SettingError(f"objective must be 'long' or 'short', got {self.objective!r}")
+
+
+def closure_loss(val, closure, objective: str):
+    """A closure's tuning loss on the val split for ``objective`` (``TunedClosureConfig``)."""
+    return val.long_run_loss(closure) if objective == "long" else val.evaluate(closure)
