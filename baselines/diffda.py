@@ -65,8 +65,13 @@ results record which was used.
 Ensembles: ``members`` analyses sampled in one batch; the prediction has a
 ``member`` dim, scored by its mean (µ, λ, lead gained) and as an ensemble
 (CRPS, spread/skill, rank histogram). In cycling, ``cycle_members=true``
-returns every member (the harness forecasts each; each member is then
-conditioned on the mean of the forecast ensemble: ensemble DA), false only the mean.
+returns every member (the harness forecasts each: ensemble DA), false only the
+mean. With a forecast ensemble as background, ``cycle_condition`` says what a
+member is conditioned on: ``mean`` (every member on the ensemble mean and its
+innovations, so the forecast spread is discarded and the analysis spread is the
+model's alone) or ``member`` (member k on its own forecast xb_k and its own
+innovations y - H(xb_k), one draw each: the stochastic EnKF's update with a
+learned conditional, which carries the forecast spread into the analysis).
 
 Cost: the number of network evaluations per sample and the sampling time
 are recorded. Defaults (``DiffDAConfig``): cosine schedule, v-parameterisation,
@@ -120,6 +125,8 @@ class DiffDAConfig(LearnedConfig):
     perturb_obs: bool | None = None
     #: cycling: forecast every member (ensemble DA) or only the mean
     cycle_members: bool = True
+    #: cycling with a forecast ensemble: condition each member on the ensemble "mean" or on its own forecast ("member")
+    cycle_condition: str = "mean"
     #: mapping: observations within this many days of a map's day form its known field (the paper's blend: 1)
     half_window: float = 10.0
     from_checkpoint: str | None = None
@@ -134,7 +141,7 @@ class DiffDA(Method):
     #: settings used only when sampling: changing them reuses the trained model (not in the checkpoint key)
     inference_settings = ("members", "sampler", "eta", "n_steps", "sigma_g", "jump_length", "n_resample",
                           "guidance", "guidance_scale", "replacement", "mask_weight", "perturb_obs",
-                          "cycle_members", "half_window")
+                          "cycle_members", "cycle_condition", "half_window")
 
     def _parts(self):
         from .diffusion import DiffusionConfig
@@ -170,6 +177,8 @@ class DiffDA(Method):
 
         if self.config.replacement not in ("matched", "blend"):
             raise SettingError(f"replacement must be 'matched' or 'blend', got {self.config.replacement!r}")
+        if self.config.cycle_condition not in ("mean", "member"):
+            raise SettingError(f"cycle_condition must be 'mean' or 'member', got {self.config.cycle_condition!r}")
         self.mapping = train.family == "mapping"
         self.geometry = train.geometry
         self.learner, self.record = fit_learned(self, train, val, self._make(train.geometry, self.mapping), __file__)
@@ -239,8 +248,11 @@ class DiffDA(Method):
         return [float(v) for v in se / cnt]
 
     # -- the known field and mask ------------------------------------------------------------------------
-    def _known_from_points(self, geometry, positions, values, valid, levels_out: bool):
-        """(x_tilde (B, C, *grid) in physical units, counts (B, 1, *grid)) from point values (B, P)."""
+    def _known_from_points(self, geometry, positions, values, valid, levels_out: bool, shared: int = 1):
+        """(x_tilde (B, C, *grid) in physical units, counts (B, 1, *grid)) from point values (B, P).
+
+        ``shared``: consecutive groups of this many rows have the same positions and valid mask (the members
+        of one case), so each group's maps are filled with one triangulation."""
         from .interp import fill_periodic
         from .learned.features import _scatter_mean, cell_index
 
@@ -249,9 +261,14 @@ class DiffDA(Method):
         mean, count = _scatter_mean(values, cells, valid, g.n_points)
         xg = g.axis_coords(1)
         filled = []
-        for b in range(values.shape[0]):
-            m = np.where(count[b].cpu().numpy() > 0, mean[b].cpu().numpy(), np.nan).reshape(g.shape)
-            filled.append(fill_periodic(m, xg, g.length[1], 0.0))
+        for b in range(0, values.shape[0], shared):
+            if shared == 1:
+                m = np.where(count[b].cpu().numpy() > 0, mean[b].cpu().numpy(), np.nan).reshape(g.shape)
+                filled.append(fill_periodic(m, xg, g.length[1], 0.0))
+                continue
+            m = np.where(count[b].cpu().numpy() > 0, mean[b:b + shared].cpu().numpy(), np.nan)
+            f = fill_periodic(np.moveaxis(m.reshape(shared, *g.shape), 0, -1), xg, g.length[1], 0.0)
+            filled.extend(np.moveaxis(f, -1, 0))
         f = torch.as_tensor(np.stack(filled), device=values.device)
         counts = count.reshape(values.shape[0], 1, *g.shape)
         if not levels_out:
@@ -259,30 +276,36 @@ class DiffDA(Method):
         dx = torch.fft.irfft2(self.regression.to(f.device) * torch.fft.rfft2(f)[:, None], s=g.shape)
         return dx, counts
 
-    def _known(self, problem, members: int = 1):
+    def _known(self, problem, members: int = 1, backgrounds=None):
         """(x_tilde normalised (B K, C, *grid), hard mask (B K, 1, *grid)) of an analysis problem.
 
         ``members`` K > 1: one known field per member from its own perturbed observations
-        (``perturb_obs``), member k of case b at row b K + k; K = 1: the observations as given."""
+        (``perturb_obs``), member k of case b at row b K + k; K = 1: the observations as given.
+        ``backgrounds`` (B, K, *state): member k's innovations are taken about its own background
+        (``cycle_condition="member"``) instead of the ensemble mean."""
         from .learned.features import increment_scale, innovations, level_view
 
         g = problem.geometry
         xb = problem.background.mean(1) if problem.ensemble else problem.background
-        d = innovations(problem, xb)
         valid, positions = problem.obs.valid, problem.obs.positions
-        if members > 1:
-            gen = torch.Generator().manual_seed(int(self.seed) * 104729 + self.stats["samples"])
-            R = problem.obs.error_var(self.config.obs_error)
-            e = torch.randn((d.shape[0], members, d.shape[1]), generator=gen, dtype=torch.float64).to(d.device)
-            d = (d[:, None] + R.sqrt()[:, None] * e).reshape(-1, d.shape[1])
+        if backgrounds is None:
+            d = innovations(problem, xb)
+        else:
+            d = (problem.obs.values[:, None] - problem.H(backgrounds)).reshape(-1, problem.obs.P)
+        if members > 1 or backgrounds is not None:
             valid, positions = valid.repeat_interleave(members, 0), positions.repeat_interleave(members, 0)
+            d = d if backgrounds is not None else d.repeat_interleave(members, 0)
+            if self._perturb:
+                gen = torch.Generator().manual_seed(int(self.seed) * 104729 + self.stats["samples"])
+                R = problem.obs.error_var(self.config.obs_error).repeat_interleave(members, 0)
+                d = d + R.sqrt() * torch.randn(d.shape, generator=gen, dtype=torch.float64).to(d.device)
             d = torch.where(valid, d, torch.zeros_like(d))
         n = d.shape[0]
         if problem.H.selection:
             xt = level_view(d.reshape(n, *xb.shape[1:]), g)
             mask = valid.reshape(n, 1, *g.shape).to(torch.float64)
         else:
-            xt, mask = self._known_from_points(g, positions, d, valid, True)
+            xt, mask = self._known_from_points(g, positions, d, valid, True, members)
         return xt / increment_scale(self.learner.norm, g, xt.device), mask
 
     # -- sampling ------------------------------------------------------------------------------------------
@@ -315,10 +338,11 @@ class DiffDA(Method):
         return torch.where(counts > 0, r / counts.clamp_min(1.0), torch.full_like(counts, float("inf")))
 
     def _sample(self, cond, x_tilde, mask, shape, obs_op=None, y=None, R=None, weight=1.0, per_member=False,
-                error_var=None):
-        """``per_member``: x_tilde and mask already hold one row per member (B M)."""
+                error_var=None, draws=None):
+        """``draws`` samples per row of ``cond`` (default ``members``); ``per_member``: x_tilde and mask
+        already hold one row per draw (B M)."""
         parts = self.learner.parts
-        M = self.config.members
+        M = self.config.members if draws is None else int(draws)
         rep = (lambda a: None if a is None else a.repeat_interleave(M, 0))
         rep_known = (lambda a: a) if per_member else rep
         den = parts.denoiser(self.learner.model, rep(cond))
@@ -345,23 +369,36 @@ class DiffDA(Method):
                 return self._predict_map(problem)
             g = problem.geometry
             xb = problem.background.mean(1) if problem.ensemble else problem.background
-            cond = self.learner.condition(problem)  # an ensemble background conditions through its mean
-            per_member = self._perturb
-            xt, mask = self._known(problem, self.config.members if per_member else 1)
+            by_member = problem.ensemble and self.config.cycle_condition == "member"
+            if by_member:
+                B, M = problem.background.shape[:2]
+                rows = problem.background.reshape(B * M, *problem.background.shape[2:])
+                cond = self.learner.condition(problem.with_background(rows))
+                xt, mask = self._known(problem, M, backgrounds=problem.background)
+                draws, per_member = 1, True
+            else:
+                M, rows = self.config.members, xb.repeat_interleave(self.config.members, 0)
+                cond = self.learner.condition(problem)  # an ensemble background conditions through its mean
+                per_member = self._perturb
+                xt, mask = self._known(problem, M if per_member else 1)
+                draws = None
             matched = self.config.replacement == "matched"
             scale = increment_scale(self.learner.norm, g, xb.device)
             obs_op = y = R = None
             if "dps" in self.config.guidance:
-                M = self.config.members
-                xbr = xb.repeat_interleave(M, 0)
-                obs_op = (lambda z: problem_rep_H(problem, M)(xbr + (z.to(torch.float64) * scale).reshape(xbr.shape)))
+                obs_op = (lambda z: problem_rep_H(problem, M)(rows + (z.to(torch.float64) * scale).reshape(rows.shape)))
                 y, R = problem.obs.filled(), problem.obs.error_var(self.config.obs_error)
                 R = torch.where(problem.obs.valid, R, torch.full_like(R, float("inf")))  # padding: no likelihood
+                if by_member:
+                    y, R = y.repeat_interleave(M, 0), R.repeat_interleave(M, 0)
             with torch.enable_grad() if obs_op is not None else torch.no_grad():
-                inc = self._sample(cond, xt, mask, (xb.shape[0], g.n_levels, *g.shape), obs_op, y, R,
+                inc = self._sample(cond, xt, mask, (cond.shape[0], g.n_levels, *g.shape), obs_op, y, R,
                                    1.0 if matched else self._mask_weight(problem), per_member,
-                                   self._error_var(problem, mask) if matched else None)
-            xa = xb[:, None] + (inc * scale[:, None]).reshape(xb.shape[0], -1, *xb.shape[1:])
+                                   self._error_var(problem, mask) if matched else None, draws)
+            if by_member:
+                xa = problem.background + (inc[:, 0] * scale).reshape(problem.background.shape)
+            else:
+                xa = xb[:, None] + (inc * scale[:, None]).reshape(xb.shape[0], -1, *xb.shape[1:])
             if problem.cycle is not None and not self.config.cycle_members:
                 return problem.result(xa.mean(1))
             return problem.result(xa)
@@ -401,6 +438,7 @@ class DiffDA(Method):
                 "network_evaluations_per_sample": self.stats.get("nfe_per_sample"),
                 "sampling_seconds": round(self.stats.get("sampling_seconds", 0.0), 2),
                 "samples_drawn": self.stats.get("samples"), "cycle_members": c.cycle_members,
+                "cycle_condition": c.cycle_condition,
                 "replacement": self.stats.get("replacement", c.replacement),
                 **({"known_field_error_var": [round(v, 4) for v in self.known_error]}
                    if getattr(self, "known_error", None) else {}),

@@ -32,20 +32,23 @@ torch = lazy.load("torch")
 
 
 def fill_periodic(mean: np.ndarray, xg: np.ndarray, L: float, fallback: float = 0.0) -> np.ndarray:
-    """Fill NaN cells of a periodic (ny, nx) map by linear interpolation between the finite ones."""
+    """Fill NaN cells of a periodic (ny, nx) map by linear interpolation between the finite ones.
+
+    ``mean`` (ny, nx, K): K maps with the same NaN cells, filled with one triangulation."""
     from scipy.interpolate import griddata
 
-    ok = np.isfinite(mean)
+    ok = np.isfinite(mean) if mean.ndim == 2 else np.isfinite(mean).all(-1)
     if ok.all():
         return mean
     if ok.sum() < 3:
-        return np.where(ok, mean, fallback if not ok.any() else np.nanmean(mean))
+        okk = ok if mean.ndim == 2 else ok[..., None]
+        return np.where(okk, mean, fallback if not ok.any() else np.nanmean(mean[ok], 0))
     X, Y = np.meshgrid(xg, xg)
     px, py, pv = X[ok], Y[ok], mean[ok]
     shifts = [(a, b) for a in (-L, 0.0, L) for b in (-L, 0.0, L)]
     tx = np.concatenate([px + a for a, b in shifts])
     ty = np.concatenate([py + b for a, b in shifts])
-    tv = np.tile(pv, len(shifts))
+    tv = np.concatenate([pv] * len(shifts))
     out = mean.copy()
     miss = ~ok
     lin = griddata((tx, ty), tv, (X[miss], Y[miss]), method="linear")

@@ -38,9 +38,10 @@ def _fit(challenge, root, **params):
     return ch, m
 
 
-@pytest.mark.parametrize("challenge", ["l96-da", "qg-da", "l96-cycle", "qg-cycle"])
-def test_an_ensemble_prediction_validates_and_yields_crps(root, challenge):
-    ch, m = _fit(challenge, root)
+@pytest.mark.parametrize("challenge,params", [("l96-da", {}), ("qg-da", {}), ("l96-cycle", {}), ("qg-cycle", {}),
+                                              ("qg-cycle", {"cycle_condition": "member"})])
+def test_an_ensemble_prediction_validates_and_yields_crps(root, challenge, params):
+    ch, m = _fit(challenge, root, **params)
     pred = ch.run(m, SIZE, root)
     assert pred[ch.variables[0]].sizes["member"] == 4
     pred = check(pred, ch.template(SIZE, root), optional_dims=ch.optional_dims)
@@ -171,3 +172,50 @@ def test_a_known_field_regressed_from_ssh_carries_the_error_measured_on_train(ro
         assert torch.isinf(ev[:, level][mask[:, 0] == 0]).all()
         torch.testing.assert_close(ev[:, level][mask[:, 0] > 0], torch.full_like(ev[:, level][mask[:, 0] > 0], r))
     assert m.describe()["known_field_error_var"] == [round(v, 4) for v in m.known_error]
+
+
+def _ensemble_case(ch, root, spread: float):
+    """A 50 %-observed l96-da case whose background is a 4-member ensemble about the given one."""
+    problem = list(ch.cases(SIZE, root))[1]
+    gen = torch.Generator().manual_seed(3)
+    xb = problem.background
+    e = spread * torch.randn((xb.shape[0], 4, *xb.shape[1:]), generator=gen, dtype=torch.float64)
+    return problem, problem.with_background(xb[:, None] + e)
+
+
+def _analysis(m, problem, condition):
+    m.config.cycle_condition = condition
+    m.stats["samples"] = 0  # the same draws for both settings
+    return torch.as_tensor(m.predict(problem)["x"].transpose("case", "member", "i").values)
+
+
+def test_member_conditioning_of_identical_members_is_mean_conditioning(root):
+    """Every member equal to the mean: conditioning each on its own forecast is conditioning on the mean."""
+    ch, m = _fit("l96-da", root)
+    problem, _ = _ensemble_case(ch, root, 0.0)
+    same = problem.with_background(problem.background[:, None].expand(-1, 4, -1).clone())
+    torch.testing.assert_close(_analysis(m, same, "member"), _analysis(m, same, "mean"), atol=1e-5, rtol=0)
+
+
+def test_member_conditioning_carries_the_forecast_spread_into_the_analysis(root):
+    """Unobserved variables: with cycle_condition=member, member k's analysis anomaly follows its forecast
+    anomaly (as in the stochastic EnKF); conditioned on the mean it cannot."""
+    ch, m = _fit("l96-da", root)
+    problem, ens = _ensemble_case(ch, root, 1.0)
+    free = ~problem.obs.valid[:, None, :].expand(-1, 4, -1)
+    xb_anom = (ens.background - ens.background.mean(1, keepdim=True))[free]
+
+    def corr(xa):
+        a = (xa - xa.mean(1, keepdim=True))[free]
+        return float(torch.corrcoef(torch.stack([a, xb_anom]))[0, 1])
+
+    assert corr(_analysis(m, ens, "member")) > 0.5
+    assert abs(corr(_analysis(m, ens, "mean"))) < 0.2
+    assert m.describe()["cycle_condition"] == "mean"
+
+
+def test_an_unknown_cycle_condition_is_one_sentence(root):
+    from baselines.base import SettingError
+
+    with pytest.raises(SettingError, match="cycle_condition must be"):
+        _fit("l96-da", root, cycle_condition="median")
