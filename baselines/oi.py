@@ -30,7 +30,8 @@ increment: ``SpectralCovariance.field_regression``).
 
 Tuning (never on test): Lx, Lt, noise (mapping) or Lx, alpha (DA) by a
 coordinate search on the val split (``baselines.core.tuning.coordinate``),
-minimising the split's primary error. Periodic 2-D grids with point
+minimising the split's primary error; ``tune=false`` takes the starting point
+as given. Periodic 2-D grids with point
 observations.
 """
 from __future__ import annotations
@@ -57,6 +58,8 @@ class OIConfig(Config):
     da_start: dict = field(default_factory=lambda: dict(Lx=80.0, alpha=1.0))
     da_grid: dict = field(default_factory=lambda: dict(Lx=(12.0, 18.0, 25.0, 35.0, 50.0, 70.0, 100.0, 150.0),
                                                        alpha=(0.1, 0.25, 0.5, 1.0, 2.0, 4.0)))
+    #: tune on val (False: use ``map_start`` / ``da_start`` as given)
+    tune: bool = True
     #: a mapping system goes local (patches) above ``max_obs`` observations and never exceeds ``cap``
     max_obs: int = 2000
     cap: int = 4000
@@ -83,8 +86,9 @@ class OI(Method):
             maps = train.states()
             self.mean = float(maps.mean())
             self.stats.update(mean=self.mean, var=float(((maps - self.mean) ** 2).mean()))
-            self.tuning = tuning.coordinate(lambda p: val.evaluate(lambda prob: self._predict_map(prob, p)),
-                                            cfg.map_start, cfg.map_grid, label="oi (mapping)", progress=self.progress)
+            self.tuning = (tuning.coordinate(lambda p: val.evaluate(lambda prob: self._predict_map(prob, p)),
+                                             cfg.map_start, cfg.map_grid, label="oi (mapping)", progress=self.progress)
+                           if cfg.tune else tuning.fixed(cfg.map_start))
         else:
             from .core.spectral_covariance import SpectralCovariance
 
@@ -93,8 +97,9 @@ class OI(Method):
             t = train.field_map.transfer.to(self.device)
             self.regression = self.B.field_regression(t)
             self.stats.update(var_b_field=self.B.field_variance(t), n_error_samples=len(xb))
-            self.tuning = tuning.coordinate(lambda p: val.evaluate(lambda prob: self._analyse(prob, p)),
-                                            cfg.da_start, cfg.da_grid, label="oi (DA)", progress=self.progress)
+            self.tuning = (tuning.coordinate(lambda p: val.evaluate(lambda prob: self._analyse(prob, p)),
+                                             cfg.da_start, cfg.da_grid, label="oi (DA)", progress=self.progress)
+                           if cfg.tune else tuning.fixed(cfg.da_start))
         self.params = dict(self.tuning["best"])
 
     # -- mapping ---------------------------------------------------------------------------------

@@ -45,6 +45,7 @@ METHODS = {
     "oi": "baselines.oi:OI",
     "clim-oi": "baselines.clim_oi:ClimOI",
     "ae": "baselines.ae:AE",
+    "ae-oi": "baselines.ae_oi:AEOI",
     "gnn": "baselines.gnn:GNN",
     "diffda": "baselines.diffda:DiffDA",
     "none": "baselines.none:NoClosure",

@@ -256,13 +256,15 @@ class WindowProblem:
     """Observations around each of B days -> the map of each day (learned mapping; one training sample each).
 
     ``obs`` (B, P): positions, values, sigma, ``valid`` (padding) and ``times`` relative to the
-    map's day, within +-``half_window`` days.
+    map's day, within +-``half_window`` days. ``first_guess`` (B, *grid), optional: a map of each
+    day from another method (e.g. OI) that a learned method corrects.
     """
 
     obs: Observations
     geometry: Geometry
     var: str
     half_window: float
+    first_guess: torch.Tensor | None = None
 
     @property
     def B(self) -> int:
@@ -347,6 +349,10 @@ class Split:
     def problems(self, trials: int | None = None) -> Iterator:
         """The split's problems in the test format (an extra leading ``trial`` dim of ``trials`` copies)."""
         raise NotImplementedError
+
+    def pair_problems(self) -> Iterator:
+        """Mapping: one problem per trajectory in the test format over every day of its training pairs."""
+        raise NotImplementedError(f"{type(self).__name__} has no pair problems")
 
     def evaluate(self, predict: Callable, n_trials: int | None = None) -> np.ndarray:
         """Validation loss (lower is better) of ``predict`` per trial: the challenge's primary error.

@@ -207,6 +207,16 @@ class MappingSplit(W.Symmetric, Split):
             den += float((t ** 2).sum())
         return np.array([np.sqrt(num / den)])
 
+    def pair_problems(self):
+        """One ``MappingProblem`` per trajectory over every day of the split, built as the test cases are, in
+        the order of ``training_pairs`` (trajectory-major): for methods that map the pairs' days with another
+        method first (a first guess that a learned method corrects)."""
+        f = self._fields()
+        days = f["time"].values
+        for tr in f["traj"].values:
+            yield self.challenge.problem(self.size, self.challenge._rows(self.size, self.name, int(tr), self.root, days),
+                                         days, self.root)
+
     def training_pairs(self):
         """One sample per (trajectory, day): the obs within +-``pair_half_window`` days and the true map (module doc)."""
         import dask

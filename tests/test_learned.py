@@ -157,7 +157,7 @@ def test_training_never_reads_the_test_split(root, monkeypatch):
 
     monkeypatch.setattr(xr, "open_zarr", spy)
     l96_world._read.cache_clear()
-    for challenge, method in (("l96-cycle", "ae"), ("qg-da", "gnn"), ("qg-map", "ae")):
+    for challenge, method in (("l96-cycle", "ae"), ("qg-da", "gnn"), ("qg-map", "ae"), ("qg-map", "ae-oi")):
         opened.clear()
         _fit(challenge, method, root, max_epochs="1", max_samples="32")
         assert opened, "the spy saw no data access"

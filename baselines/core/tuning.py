@@ -104,6 +104,11 @@ def coordinate(evaluate, start: dict, grid: dict, label: str = "", sweeps: int =
             "trials": trials, "best": best, "val_loss": best_loss, "edge": _edges(best, grid)}
 
 
+def fixed(values: dict) -> dict:
+    """The record of parameters taken as given (no tuning)."""
+    return {"mode": "fixed", "best": dict(values), "val_loss": None, "edge": {}}
+
+
 def single(label: str, values: dict, loss: float) -> dict:
     """The record of a choice among named candidates (e.g. which B), for ``describe``."""
     return {"mode": "choice", "label": label, "best": values, "val_loss": float(loss), "edge": {}}

@@ -56,8 +56,9 @@ def fit_learned(method, train, val, make, method_file: str):
     return fit_or_reuse(method, make, data, extra_files=[method_file])
 
 
-def predict_learned(method, problem, days_per_batch: int = 32):
-    """The prediction Dataset of a trained learned method on a test problem."""
+def predict_learned(method, problem, days_per_batch: int = 32, first_guess=None):
+    """The prediction Dataset of a trained learned method on a test problem; ``first_guess`` (T, *grid): a map
+    per output day for a mapping learner trained to correct one."""
     from dataclasses import replace
 
     learner = method.learner.to(problem.obs.values.device if hasattr(problem, "obs") else method.device).eval()
@@ -66,6 +67,9 @@ def predict_learned(method, problem, days_per_batch: int = 32):
             maps = []
             for start in range(0, len(problem.times), days_per_batch):
                 sub = replace(problem, times=problem.times[start:start + days_per_batch])
-                maps.append(learner.field(sub.windows(method.config.half_window)))
+                w = sub.windows(method.config.half_window)
+                if first_guess is not None:
+                    w = replace(w, first_guess=first_guess[start:start + days_per_batch].to(w.device))
+                maps.append(learner.field(w))
             return problem.result(torch.cat(maps))
         return problem.result(learner.analysis(problem))

@@ -153,8 +153,8 @@ def prod(shape) -> int:
 
 
 def window_channels(problem, norm: Normaliser) -> torch.Tensor:
-    """(B, 2 n_bins, *grid) of a ``WindowProblem``: per daily time bin in [-w, w], the mean normalised
-    observed value and log(1 + count) per cell."""
+    """(B, 2 n_bins [+ 1], *grid) of a ``WindowProblem``: per daily time bin in [-w, w], the mean normalised
+    observed value and log(1 + count) per cell; then the normalised first guess, if the problem has one."""
     g = problem.geometry
     o = problem.obs
     hw = int(round(problem.half_window))
@@ -163,7 +163,10 @@ def window_channels(problem, norm: Normaliser) -> torch.Tensor:
     cells = k * g.n_points + cell_index(g, o.positions)
     val, count = _scatter_mean((o.values - norm.obs_mean) / norm.obs_std, cells, o.valid, nb * g.n_points)
     val, count = val.reshape(o.B, nb, *g.shape), count.reshape(o.B, nb, *g.shape)
-    return torch.cat([val, torch.log1p(count)], 1)
+    channels = [val, torch.log1p(count)]
+    if problem.first_guess is not None:
+        channels.append(((problem.first_guess - norm.state_mean[0]) / norm.state_std[0]).unsqueeze(1))
+    return torch.cat(channels, 1)
 
 
 def window_obs_features(problem, norm: Normaliser, error_var: torch.Tensor) -> list:

@@ -8,7 +8,8 @@ normalised output for a batch of problems:
   training increment std, (B, levels, *grid); the analysis is
   background + std * output;
 * a ``WindowProblem`` (mapping): the map of the observed field per day, in
-  units of the training field std about its mean, (B, 1, *grid);
+  units of the training field std about its mean, (B, 1, *grid); with a
+  ``first_guess``, the correction to it in the same units;
 * a ``ClosureProblem``: the subgrid forcing per level in units of its training
   std, (B, levels, *grid).
 
@@ -48,9 +49,10 @@ class Learner(pl.LightningModule):
         return xb + inc.reshape(xb.shape)
 
     def field(self, problem) -> torch.Tensor:
-        """The mapped field (B, *grid_shape), float64 (mapping)."""
+        """The mapped field (B, *grid_shape), float64 (mapping); with a first guess, the first guess plus the
+        predicted correction."""
         out = self.forward_problem(problem).to(torch.float64)[:, 0]
-        return self.norm.state_mean[0] + self.norm.state_std[0] * out
+        return _map_base(problem, self.norm) + self.norm.state_std[0] * out
 
     def forcing(self, problem) -> torch.Tensor:
         """The subgrid forcing (B, *state_shape), float64 (closures)."""
@@ -65,7 +67,7 @@ class Learner(pl.LightningModule):
         if hasattr(problem, "background"):
             xb = problem.background.mean(1) if problem.ensemble else problem.background
             return level_view(truth - xb, g) / increment_scale(self.norm, g, truth.device)
-        return ((truth - self.norm.state_mean[0]) / self.norm.state_std[0]).unsqueeze(1)
+        return ((truth - _map_base(problem, self.norm)) / self.norm.state_std[0]).unsqueeze(1)
 
     # -- training -------------------------------------------------------------------------------------
     def objective(self, problem, pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
@@ -101,3 +103,9 @@ class Learner(pl.LightningModule):
         opt = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, self.max_epochs))
         return {"optimizer": opt, "lr_scheduler": sched}
+
+
+def _map_base(problem, norm):
+    """What a mapping network's output corrects: the problem's first guess, else the training mean."""
+    fg = getattr(problem, "first_guess", None)
+    return norm.state_mean[0] if fg is None else fg
