@@ -69,9 +69,10 @@ returns every member (the harness forecasts each: ensemble DA), false only the
 mean. With a forecast ensemble as background, ``cycle_condition`` says what a
 member is conditioned on: ``mean`` (every member on the ensemble mean and its
 innovations, so the forecast spread is discarded and the analysis spread is the
-model's alone) or ``member`` (member k on its own forecast xb_k and its own
+model's alone) or ``member`` (the default: member k on its own forecast xb_k and its own
 innovations y - H(xb_k), one draw each: the stochastic EnKF's update with a
-learned conditional, which carries the forecast spread into the analysis).
+learned conditional, which carries the forecast spread into the analysis; on
+``l96-cycle`` it took the RMSE from 0.69 to 0.52 and spread/skill from 0.37 to 1.33).
 
 Cost: the number of network evaluations per sample and the sampling time
 are recorded. Defaults (``DiffDAConfig``): cosine schedule, v-parameterisation,
@@ -125,8 +126,9 @@ class DiffDAConfig(LearnedConfig):
     perturb_obs: bool | None = None
     #: cycling: forecast every member (ensemble DA) or only the mean
     cycle_members: bool = True
-    #: cycling with a forecast ensemble: condition each member on the ensemble "mean" or on its own forecast ("member")
-    cycle_condition: str = "mean"
+    #: cycling with a forecast ensemble: condition each member on its own forecast ("member", the default: on
+    #: l96-cycle RMSE 0.52, spread/skill 1.33, against 0.69 and 0.37 with "mean") or on the ensemble "mean"
+    cycle_condition: str = "member"
     #: mapping: observations within this many days of a map's day form its known field (the paper's blend: 1)
     half_window: float = 10.0
     from_checkpoint: str | None = None

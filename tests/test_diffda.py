@@ -39,7 +39,7 @@ def _fit(challenge, root, **params):
 
 
 @pytest.mark.parametrize("challenge,params", [("l96-da", {}), ("qg-da", {}), ("l96-cycle", {}), ("qg-cycle", {}),
-                                              ("qg-cycle", {"cycle_condition": "member"})])
+                                              ("qg-cycle", {"cycle_condition": "mean"})])
 def test_an_ensemble_prediction_validates_and_yields_crps(root, challenge, params):
     ch, m = _fit(challenge, root, **params)
     pred = ch.run(m, SIZE, root)
@@ -120,6 +120,7 @@ def test_the_default_trusts_noisy_observations_less_than_the_paper():
 
     c = DiffDA.Config()
     assert c.replacement == "matched" and c.eta == 1.0 and c.n_steps <= 50 and c.perturb_obs is None
+    assert c.cycle_condition == "member"
     assert DiffDA(config=c, seed=0, device="cpu", progress=False)._perturb is False  # matched samples R itself
     assert DiffDA(config=DiffDA.make_config({"replacement": "blend"}), seed=0, device="cpu", progress=False)._perturb
 
