@@ -75,7 +75,7 @@ class AEOI(AE):
     def _maps(self, split) -> np.ndarray:
         """OI's map of every day of every trajectory of ``split`` (n_traj, n_days, *grid)."""
         t0 = time.perf_counter()
-        maps = np.stack([np.asarray(self.oi.predict(p)["ssh"].values) for p in split.pair_problems()])
+        maps = np.stack([np.asarray(self.oi.predict(p)[p.var].values) for p in split.pair_problems()])
         self.first_guess_seconds[split.name] = round(time.perf_counter() - t0, 1)
         return maps
 
@@ -96,7 +96,7 @@ class AEOI(AE):
         from .learned import predict_learned
 
         t0 = time.perf_counter()
-        fg = torch.as_tensor(np.asarray(self.oi.predict(problem)["ssh"].values, np.float64))
+        fg = torch.as_tensor(np.asarray(self.oi.predict(problem)[problem.var].values, np.float64))
         self.first_guess_seconds["test"] = round(self.first_guess_seconds.get("test", 0.0) + time.perf_counter() - t0, 1)
         return predict_learned(self, problem, first_guess=fg)
 
