@@ -55,13 +55,16 @@ class AE(Method):
     Config = AEConfig
     reference = "Ronneberger et al. (2015); Fablet et al. (2021) for learned SSH mapping"
 
+    #: input channels a subclass adds after the mapping window channels (``ae-oi``: the first guess)
+    extra_map_inputs = 0
+
     def _make(self, geometry, mapping: bool):
         from .learned.learners import UNetLearner
         from .learned.nets import UNet
 
         cfg = self.config
         if mapping:
-            n_in, n_out = 2 * (2 * int(round(cfg.half_window)) + 1), 1
+            n_in, n_out = 2 * (2 * int(round(cfg.half_window)) + 1) + self.extra_map_inputs, 1
         else:
             n_in, n_out = geometry.n_levels + 4, geometry.n_levels
         def make(norm):

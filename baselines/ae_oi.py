@@ -43,6 +43,7 @@ class AEOI(AE):
     supports = Supports(families=("mapping",), geometries=("periodic2d",), observes=("points",))
     Config = AEOIConfig
     reference = "Ronneberger et al. (2015); Fablet et al. (2021); Le Traon et al. (1998) for the OI"
+    extra_map_inputs = 1  # the first guess
 
     def _oi(self):
         from .oi import OI
@@ -56,21 +57,6 @@ class AEOI(AE):
             cfg = OI.Config(obs_error=c.obs_error, tune=False,
                             map_start=dict(Lx=float(c.oi_Lx), Lt=float(c.oi_Lt), noise=float(c.oi_noise)))
         return OI(config=cfg, seed=self.seed, device=self.device, progress=self.progress)
-
-    def _make(self, geometry, mapping: bool):
-        from .learned.learners import UNetLearner
-        from .learned.nets import UNet
-
-        cfg = self.config
-        n_in = 2 * (2 * int(round(cfg.half_window)) + 1) + 1
-
-        def make(norm):
-            net = UNet(n_in, 1, dim=geometry.ndim, base_channels=cfg.base_channels,
-                       channel_mults=tuple(int(m) for m in cfg.channel_mults), blocks_per_level=cfg.blocks_per_level)
-            return UNetLearner(net, norm, geometry, lr=cfg.lr, weight_decay=cfg.weight_decay, max_epochs=cfg.max_epochs,
-                               obs_error=cfg.obs_error, field_loss=cfg.field_loss)
-
-        return make
 
     def _maps(self, split) -> np.ndarray:
         """OI's map of every day of every trajectory of ``split`` (n_traj, n_days, *grid)."""
