@@ -49,14 +49,13 @@ class AEOI(AE):
         from .oi import OI
 
         c = self.config
-        given = [c.oi_Lx, c.oi_Lt, c.oi_noise]
-        if any(v is not None for v in given) and not all(v is not None for v in given):
+        given = {"Lx": c.oi_Lx, "Lt": c.oi_Lt, "noise": c.oi_noise}
+        n_given = sum(v is not None for v in given.values())
+        if n_given not in (0, len(given)):
             raise SettingError("give all of oi_Lx, oi_Lt and oi_noise, or none of them (to tune them on val)")
-        cfg = OI.Config(obs_error=c.obs_error)
-        if all(v is not None for v in given):
-            cfg = OI.Config(obs_error=c.obs_error, tune=False,
-                            map_start=dict(Lx=float(c.oi_Lx), Lt=float(c.oi_Lt), noise=float(c.oi_noise)))
-        return OI(config=cfg, seed=self.seed, device=self.device, progress=self.progress)
+        fixed = {"tune": False, "map_start": {k: float(v) for k, v in given.items()}} if n_given else {}
+        return OI(config=OI.Config(obs_error=c.obs_error, **fixed), seed=self.seed, device=self.device,
+                  progress=self.progress)
 
     def _maps(self, split) -> np.ndarray:
         """OI's map of every day of every trajectory of ``split`` (n_traj, n_days, *grid)."""

@@ -264,10 +264,6 @@ class DiffDA(Method):
         xg = g.axis_coords(1)
         filled = []
         for b in range(0, values.shape[0], shared):
-            if shared == 1:
-                m = np.where(count[b].cpu().numpy() > 0, mean[b].cpu().numpy(), np.nan).reshape(g.shape)
-                filled.append(fill_periodic(m, xg, g.length[1], 0.0))
-                continue
             m = np.where(count[b].cpu().numpy() > 0, mean[b:b + shared].cpu().numpy(), np.nan)
             f = fill_periodic(np.moveaxis(m.reshape(shared, *g.shape), 0, -1), xg, g.length[1], 0.0)
             filled.extend(np.moveaxis(f, -1, 0))
@@ -291,17 +287,15 @@ class DiffDA(Method):
         xb = problem.background.mean(1) if problem.ensemble else problem.background
         valid, positions = problem.obs.valid, problem.obs.positions
         if backgrounds is None:
-            d = innovations(problem, xb)
+            d = innovations(problem, xb).repeat_interleave(members, 0)
         else:
             d = (problem.obs.values[:, None] - problem.H(backgrounds)).reshape(-1, problem.obs.P)
-        if members > 1 or backgrounds is not None:
-            valid, positions = valid.repeat_interleave(members, 0), positions.repeat_interleave(members, 0)
-            d = d if backgrounds is not None else d.repeat_interleave(members, 0)
-            if self._perturb:
-                gen = torch.Generator().manual_seed(int(self.seed) * 104729 + self.stats["samples"])
-                R = problem.obs.error_var(self.config.obs_error).repeat_interleave(members, 0)
-                d = d + R.sqrt() * torch.randn(d.shape, generator=gen, dtype=torch.float64).to(d.device)
-            d = torch.where(valid, d, torch.zeros_like(d))
+        valid, positions = valid.repeat_interleave(members, 0), positions.repeat_interleave(members, 0)
+        if members > 1 and self._perturb:
+            gen = torch.Generator().manual_seed(int(self.seed) * 104729 + self.stats["samples"])
+            R = problem.obs.error_var(self.config.obs_error).repeat_interleave(members, 0)
+            d = d + R.sqrt() * torch.randn(d.shape, generator=gen, dtype=torch.float64).to(d.device)
+        d = torch.where(valid, d, torch.zeros_like(d))
         n = d.shape[0]
         if problem.H.selection:
             xt = level_view(d.reshape(n, *xb.shape[1:]), g)
@@ -379,7 +373,7 @@ class DiffDA(Method):
                 xt, mask = self._known(problem, M, backgrounds=problem.background)
                 draws, per_member = 1, True
             else:
-                M, rows = self.config.members, xb.repeat_interleave(self.config.members, 0)
+                M = self.config.members
                 cond = self.learner.condition(problem)  # an ensemble background conditions through its mean
                 per_member = self._perturb
                 xt, mask = self._known(problem, M if per_member else 1)
@@ -388,6 +382,8 @@ class DiffDA(Method):
             scale = increment_scale(self.learner.norm, g, xb.device)
             obs_op = y = R = None
             if "dps" in self.config.guidance:
+                if not by_member:
+                    rows = xb.repeat_interleave(M, 0)
                 obs_op = (lambda z: problem_rep_H(problem, M)(rows + (z.to(torch.float64) * scale).reshape(rows.shape)))
                 y, R = problem.obs.filled(), problem.obs.error_var(self.config.obs_error)
                 R = torch.where(problem.obs.valid, R, torch.full_like(R, float("inf")))  # padding: no likelihood

@@ -86,9 +86,8 @@ class OI(Method):
             maps = train.states()
             self.mean = float(maps.mean())
             self.stats.update(mean=self.mean, var=float(((maps - self.mean) ** 2).mean()))
-            self.tuning = (tuning.coordinate(lambda p: val.evaluate(lambda prob: self._predict_map(prob, p)),
-                                             cfg.map_start, cfg.map_grid, label="oi (mapping)", progress=self.progress)
-                           if cfg.tune else tuning.fixed(cfg.map_start))
+            self.tuning = self._tune(lambda p: val.evaluate(lambda prob: self._predict_map(prob, p)),
+                                     cfg.map_start, cfg.map_grid, "oi (mapping)")
         else:
             from .core.spectral_covariance import SpectralCovariance
 
@@ -97,10 +96,15 @@ class OI(Method):
             t = train.field_map.transfer.to(self.device)
             self.regression = self.B.field_regression(t)
             self.stats.update(var_b_field=self.B.field_variance(t), n_error_samples=len(xb))
-            self.tuning = (tuning.coordinate(lambda p: val.evaluate(lambda prob: self._analyse(prob, p)),
-                                             cfg.da_start, cfg.da_grid, label="oi (DA)", progress=self.progress)
-                           if cfg.tune else tuning.fixed(cfg.da_start))
+            self.tuning = self._tune(lambda p: val.evaluate(lambda prob: self._analyse(prob, p)),
+                                     cfg.da_start, cfg.da_grid, "oi (DA)")
         self.params = dict(self.tuning["best"])
+
+    def _tune(self, evaluate, start: dict, grid: dict, label: str) -> dict:
+        """The coordinate search from ``start`` over ``grid`` on val, or ``start`` as given (``tune=false``)."""
+        if not self.config.tune:
+            return tuning.fixed(start)
+        return tuning.coordinate(evaluate, start, grid, label=label, progress=self.progress)
 
     # -- mapping ---------------------------------------------------------------------------------
     def _superobs(self, problem) -> dict:

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from bench import registry
 from bench.cli import main
@@ -26,12 +25,7 @@ def root(tiny_data):
     return tiny_data("l96", "qg")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_a_new_variant_is_one_subclass_and_one_registry_line(root, tmp_path, monkeypatch):

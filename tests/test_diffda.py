@@ -20,13 +20,7 @@ def root(tiny_data):
     return tiny_data("l96", "qg")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread_in_tmp")
 
 
 def _fit(challenge, root, **params):

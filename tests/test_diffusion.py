@@ -38,12 +38,7 @@ from baselines.diffusion import (
 SCHEDULERS = [LinearScheduler(), CosineScheduler()]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def gen(seed: int) -> torch.Generator:
