@@ -36,6 +36,11 @@ class AEOIConfig(AEConfig):
     oi_Lt: float | None = None
     oi_noise: float | None = None
 
+    def __post_init__(self):
+        super().__post_init__()
+        if sum(v is not None for v in (self.oi_Lx, self.oi_Lt, self.oi_noise)) not in (0, 3):
+            raise SettingError("give all of oi_Lx, oi_Lt and oi_noise, or none of them (to tune them on val)")
+
 
 class AEOI(AE):
     name = "ae-oi"
@@ -49,11 +54,8 @@ class AEOI(AE):
         from .oi import OI
 
         c = self.config
-        given = {"Lx": c.oi_Lx, "Lt": c.oi_Lt, "noise": c.oi_noise}
-        n_given = sum(v is not None for v in given.values())
-        if n_given not in (0, len(given)):
-            raise SettingError("give all of oi_Lx, oi_Lt and oi_noise, or none of them (to tune them on val)")
-        fixed = {"tune": False, "map_start": {k: float(v) for k, v in given.items()}} if n_given else {}
+        given = {"Lx": c.oi_Lx, "Lt": c.oi_Lt, "noise": c.oi_noise}  # all or none (AEOIConfig)
+        fixed = {"tune": False, "map_start": {k: float(v) for k, v in given.items()}} if c.oi_Lx is not None else {}
         return OI(config=OI.Config(obs_error=c.obs_error, **fixed), seed=self.seed, device=self.device,
                   progress=self.progress)
 

@@ -67,3 +67,10 @@ def test_oi_settings_are_all_or_none(root):
 
     with pytest.raises(SettingError, match="give all of oi_Lx"):
         _fit(root, oi_Lx="none", oi_noise="none")
+
+
+def test_partial_oi_settings_are_one_sentence_before_any_data(tmp_path):
+    from bench.cli import main
+
+    code = main(["run", "qg-map", "ae-oi", "--param", "oi_Lx=45", "--root", str(tmp_path / "data"), "--quiet"])
+    assert code == 2 and not (tmp_path / "data").exists()
