@@ -62,6 +62,26 @@ def recipe(world: str):
     return r
 
 
+def regenerate_states(world: str, size: str, split: str, steps) -> np.ndarray:
+    """Coarse states (traj, len(steps), ...) of a split's trajectories at model ``steps`` since the first
+    stored snapshot, regenerated with the world's recipe in the dataset's groups: states between the stored
+    snapshots (QG only). The same bytes as the stored snapshots only on a CPU that gives the dataset's
+    bytes (docs/worlds.md): a caller compares them before use."""
+    import torch
+
+    cfg = C.get_config(world, size)
+    seeds = C.seeds_for(cfg, split)
+    rec = recipe(world)
+    if not hasattr(rec, "coarse_states_at"):
+        raise GenerationError(f"the {world} recipe cannot regenerate states between snapshots")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as ``_task``: the thread count changes FFT rounding
+    try:
+        return np.concatenate([rec.coarse_states_at(cfg, seeds[g], steps) for g in _groups(len(seeds), cfg["group"])])
+    finally:
+        torch.set_num_threads(threads)
+
+
 def estimate_bytes(templates: dict) -> int:
     """Bytes the stores will take on disk.
 

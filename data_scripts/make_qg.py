@@ -16,6 +16,8 @@ observation (``time, x, y, traj, value, sigma``).
 """
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import torch
 import xarray as xr
@@ -114,13 +116,7 @@ def simulate(cfg: dict, split: str, seeds: list[int], progress=None) -> dict[str
     hr, lr = models(cfg)
     L = regime(cfg)["L"]
     scale = cfg["f0"] / cfg["g"]
-    q = torch.cat([hr.initial_condition(1, seed=s) for s in seeds])
-    spin = int(round(cfg["spinup_days"] * 24 * HOUR / cfg["dt"]))
-    chunk = 24 * 30
-    for start in range(0, spin, chunk):
-        q = hr.step(q, min(chunk, spin - start))  # restarting AB3 every chunk is harmless: spin-up is discarded
-        if progress is not None:
-            progress(min(chunk, spin - start))
+    q = spun_up(hr, cfg, seeds, progress)
     n_steps = cfg["n_days"] * cfg["snapshot_every"]
     per = {scen: [obs_positions(cfg, scen, s) for s in seeds] for scen in cfg["obs"]}
     values = {scen: [np.empty(len(p["time"]), np.float32) for p in per[scen]] for scen in cfg["obs"]}
@@ -152,6 +148,40 @@ def simulate(cfg: dict, split: str, seeds: list[int], progress=None) -> dict[str
             rng = np.random.default_rng([s, 2, ci])
             noisy.append(values[scen][b] + (cfg["ssh_sigma"] * rng.standard_normal(values[scen][b].shape)).astype(np.float32))
         out[f"obs_{scen}"] = {"value": np.concatenate(noisy) if noisy else np.empty(0, np.float32)}
+    return out
+
+
+def spun_up(hr, cfg: dict, seeds: list[int], progress=None) -> torch.Tensor:
+    """HR states of a group of trajectories at the first stored snapshot: the seeds' initial conditions run
+    through the discarded spin-up."""
+    q = torch.cat([hr.initial_condition(1, seed=s) for s in seeds])
+    spin = int(round(cfg["spinup_days"] * 24 * HOUR / cfg["dt"]))
+    chunk = 24 * 30
+    for start in range(0, spin, chunk):
+        q = hr.step(q, min(chunk, spin - start))  # restarting AB3 every chunk is harmless: spin-up is discarded
+        if progress is not None:
+            progress(min(chunk, spin - start))
+    return q
+
+
+def coarse_states_at(cfg: dict, seeds: list[int], steps) -> np.ndarray:
+    """Coarse-grained LR PV (traj, len(steps), 2, ny, nx), float32 as stored, of a group of trajectories at
+    model ``steps`` since the first stored snapshot (any step, not only the daily ones the dataset keeps),
+    regenerated with ``simulate``'s recipe. Called with the group ``simulate`` ran (``cfg["group"]``), on the
+    CPU that made the dataset, its daily states are the stored bytes; ``challenges`` check that before use."""
+    from .coarsen import coarsen
+
+    steps = np.asarray(steps, dtype=np.int64)
+    hr, _ = models(cfg)
+    q = spun_up(hr, cfg, seeds)
+    out = np.empty((len(seeds), len(steps), 2, cfg["nx_lr"], cfg["nx_lr"]), np.float32)
+    want = {int(s): np.flatnonzero(steps == s) for s in np.unique(steps)}
+    runs = [(0, q)]
+    if steps.size and steps.max() > 0:
+        runs = itertools.chain(runs, hr.run(q, int(steps.max()), 1))
+    for n, qs in runs:
+        if n in want:
+            out[:, want[n]] = coarsen(qs, cfg["nx_lr"]).numpy()[:, None]
     return out
 
 
