@@ -56,8 +56,9 @@ class CNNOnline(CNN):
         from .learned.online import OnlineClosureLearner, TrajectoryDataModule
         from .learned.train import fit_or_reuse
 
-        cfg = self.config
         self.geometry = train.geometry
+        self.resolve_kernel(train.geometry)
+        cfg = self.config
         offline_cfg = dataclasses.replace(cfg, max_epochs=cfg.offline_epochs, batch_size=32, lr=1e-3,
                                           max_minutes=None, patience=10)
         online_cfg = self.config

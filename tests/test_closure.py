@@ -166,6 +166,33 @@ def test_a_learned_closure_trains_on_the_offline_pairs(root, challenge, name):
     m.context = {"workdir": Path("runs") / challenge, "data_fingerprint": "test", "size": SIZE}
     m.fit(train, val)
     assert m.record["epochs"] == 1 and np.isfinite(m.record["best_val_loss"])
+    if name == "cnn":  # an unset kernel is resolved from the grid before the key is made, and recorded
+        assert m.config.kernel == 3
+
+
+def test_the_cnn_kernel_keeps_the_receptive_field_within_half_the_grid():
+    """Ross et al.'s FCNN (8 convolutions of 5x5: 33 cells) on their 64² grid, 3x3 (17 cells) on 32² and
+    below; the receptive field never exceeds half the grid plus one cell unless the kernel is 3."""
+    from baselines.cnn import default_kernel
+    from baselines.learned.nets import FCNN
+
+    assert default_kernel((64, 64), 7) == 5 and default_kernel((32, 32), 7) == 3
+    assert default_kernel((128, 128), 7) == 9 and default_kernel((8,), 7) == 3
+    for n in (16, 24, 32, 48, 64, 96, 128, 256):
+        k = default_kernel((n, n), 7)
+        assert k % 2 == 1 and (8 * (k - 1) + 1 <= n // 2 + 1 or k == 3)
+        assert 8 * (k + 1) + 1 > n // 2 + 1  # the next odd kernel would see more than half the grid
+    # the receptive field is what the network computes: a point impulse spreads over 8 * (k - 1) + 1 cells
+    net = FCNN(1, 1, 2, (4,) * 7, 3)
+    torch.nn.init.constant_(net.head.weight, 1.0)
+    for m in net.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            torch.nn.init.constant_(m.weight, 0.1)
+            torch.nn.init.zeros_(m.bias)
+    x = torch.zeros(1, 1, 32, 32)
+    x[0, 0, 16, 16] = 1.0
+    reach = (net(x)[0, 0, 16].abs() > 0).sum().item()
+    assert reach == 8 * (3 - 1) + 1
 
 
 # -- cnn-online: training through the solver, and the offline term's forcing at the start states --
