@@ -379,9 +379,9 @@ class QGDA48h(QGDA):
         the ranked rows were scored on a line from 0 to 24 h, which understates the lead gained
         of any analysis better than a 24 h forecast from the truth (there, SSH error 0.98 mm at
         12 h, not the line's 0.54 mm). The `-hourly` rows, the same methods scored with the
-        hourly curve on the AMD-made dataset, show it on `qg-da-48h-dense`: DiffDA 44 h and
-        3D-Var 43 h gained, past the 36 h of Huang et al. (2024), where their analyses of the
-        same error read 29 h on the line."""
+        hourly curve on the AMD-made dataset, show it on `qg-da-48h-dense`: DiffDA, the U-Net and
+        the GNN 44 h and 3D-Var 43 h gained, past the 36 h of Huang et al. (2024), where their
+        analyses of the same error read 28–29 h on the line."""
 
 
 class QGDA48hSparse(QGDA48h):
