@@ -9,7 +9,7 @@ training never runs the coarse model, so nothing keeps the closure stable
 online: the challenge's online scores show whether it is.
 
 Kernel size: by default (``kernel`` unset) the largest odd kernel whose
-receptive field, ``len(widths) * (kernel - 1) + 1`` cells, spans at most half
+receptive field, ``(len(widths) + 1) * (kernel - 1) + 1`` cells, spans at most half
 the grid plus one cell, and at least 3: Ross et al.'s 5x5 FCNN (33 cells) on
 their 64² grid, 3x3 (17 cells, the same ~520 km) on a 32² grid. With 5x5 on a
 32² grid the network sees the whole periodic domain; measured on qg-closure

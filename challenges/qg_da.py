@@ -226,12 +226,10 @@ class QGDA(QGChallenge):
             return float(np.sqrt(((W.ssh_of_q_np(size, fc).reshape(truth_ssh.shape) - truth_ssh) ** 2).mean()))
 
         hours, note = self._sub_daily_truth(size, root, q, days)
-        lead = [0.0] + ([float(h) for h in range(1, 24)] if hours is not None else [])
-        err = [0.0] + ([rmse(hours[:, :, h], h) for h in range(1, 24)] if hours is not None else [])
-        for L in range(1, int(round(self.lead_hours / 24)) + 1):
-            lead.append(24.0 * L)
-            err.append(rmse(q[:, days - L], 24.0 * L))
-        return {"lead_h": lead, "rmse_m": err, "sub_daily": hours is not None, "note": note}
+        starts = [(0.0, None)] + ([(float(h), hours[:, :, h]) for h in range(1, 24)] if hours is not None else [])
+        starts += [(24.0 * L, q[:, days - L]) for L in range(1, int(round(self.lead_hours / 24)) + 1)]
+        return {"lead_h": [h for h, _ in starts], "rmse_m": [0.0 if q0 is None else rmse(q0, h) for h, q0 in starts],
+                "sub_daily": hours is not None, "note": note}
 
     def _sub_daily_truth(self, size: str, root, q: np.ndarray, days: np.ndarray):
         """(truth (traj, case, 25, lev, y, x) at 0..24 h before each analysis day, note), regenerated with the

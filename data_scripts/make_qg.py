@@ -174,12 +174,9 @@ def coarse_states_at(cfg: dict, seeds: list[int], steps) -> np.ndarray:
     steps = np.asarray(steps, dtype=np.int64)
     hr, _ = models(cfg)
     q = spun_up(hr, cfg, seeds)
-    out = np.empty((len(seeds), len(steps), 2, cfg["nx_lr"], cfg["nx_lr"]), np.float32)
+    out = np.empty((len(seeds), len(steps), hr.nz, cfg["nx_lr"], cfg["nx_lr"]), np.float32)
     want = {int(s): np.flatnonzero(steps == s) for s in np.unique(steps)}
-    runs = [(0, q)]
-    if steps.size and steps.max() > 0:
-        runs = itertools.chain(runs, hr.run(q, int(steps.max()), 1))
-    for n, qs in runs:
+    for n, qs in itertools.chain([(0, q)], hr.run(q, int(steps.max(initial=0)), 1)):
         if n in want:
             out[:, want[n]] = coarsen(qs, cfg["nx_lr"]).numpy()[:, None]
     return out
