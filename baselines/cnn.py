@@ -39,6 +39,14 @@ class CNNConfig(LearnedConfig):
     batch_size: int = 32
     from_checkpoint: str | None = None
 
+    def __post_init__(self):
+        super().__post_init__()
+        if self.kernel is not None and (self.kernel < 1 or self.kernel % 2 == 0):
+            from .base import SettingError
+
+            raise SettingError(f"kernel must be an odd number of cells (3, 5, ...) so that the output keeps the "
+                               f"grid's shape, got {self.kernel}")
+
 
 class CNN(ClosureMethod):
     name = "cnn"

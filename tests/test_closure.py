@@ -195,6 +195,17 @@ def test_the_cnn_kernel_keeps_the_receptive_field_within_half_the_grid():
     assert reach == 8 * (3 - 1) + 1
 
 
+@pytest.mark.parametrize("kernel", ["4", "0"])
+def test_an_even_cnn_kernel_is_one_sentence_before_any_data(kernel, tmp_path, monkeypatch, capsys):
+    """An even kernel would change the output's shape; it is refused when the settings are made."""
+    from bench.cli import main
+
+    monkeypatch.setenv("BENCH_DATA", str(tmp_path / "data"))
+    assert main(["run", "qg-closure", "cnn", "--size", "tiny", "--param", f"kernel={kernel}"]) == 2
+    assert "kernel must be an odd number" in capsys.readouterr().err
+    assert not (tmp_path / "data").exists()
+
+
 # -- cnn-online: training through the solver, and the offline term's forcing at the start states --
 
 ONLINE_QUICK = {"offline_epochs": "2", "max_epochs": "3", "max_starts": "32", "batch_size": "8", "unroll_max": "2",
