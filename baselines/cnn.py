@@ -3,8 +3,10 @@
 The network (``baselines.learned.nets.FCNN``: circular convolutions, 1-D on a
 ring, 2-D on periodic grids) maps the coarse state, normalised per level with
 train-split statistics, to the subgrid forcing S per level (in units of its
-train-split std), trained by mean squared error on the (state, S) pairs of the
-train split with early stopping on val (``baselines.learned``). Offline
+train-split std), trained on the (state, S) pairs of the train split with
+early stopping on val (``baselines.learned``), by the forcing's mean squared
+error (``forcing_norm`` "l2", Ross et al.) or its H^-1 norm ("h-1",
+``baselines.learned.norms``: large scales weigh more). Offline
 training never runs the coarse model, so nothing keeps the closure stable
 online: the challenge's online scores show whether it is.
 
@@ -30,6 +32,9 @@ from .learned.train import LearnedConfig
 
 torch = lazy.load("torch")
 
+#: the loss norms (``baselines.learned.norms.NORMS``; here so that settings are checked without importing torch)
+NORMS = ("l2", "h-1")
+
 
 @dataclass
 class CNNConfig(LearnedConfig):
@@ -38,12 +43,16 @@ class CNNConfig(LearnedConfig):
     kernel: int | None = None
     batch_size: int = 32
     from_checkpoint: str | None = None
+    #: the norm of the forcing's error in the offline loss: "l2" or "h-1" (module doc)
+    forcing_norm: str = "l2"
 
     def __post_init__(self):
         super().__post_init__()
-        if self.kernel is not None and (self.kernel < 1 or self.kernel % 2 == 0):
-            from .base import SettingError
+        from .base import SettingError
 
+        if self.forcing_norm not in NORMS:
+            raise SettingError(f"forcing_norm must be one of {', '.join(NORMS)}, got {self.forcing_norm!r}")
+        if self.kernel is not None and (self.kernel < 1 or self.kernel % 2 == 0):
             raise SettingError(f"kernel must be an odd number of cells (3, 5, ...) so that the output keeps the "
                                f"grid's shape, got {self.kernel}")
 
@@ -56,18 +65,27 @@ class CNN(ClosureMethod):
     reference = "Ross et al. (2023, JAMES); Zanna & Bolton (2020); Guillaumin & Zanna (2021)"
 
     def _make(self, geometry, cls=None):
-        from .learned.learners import CNNLearner
+        from .learned.closure import ClosureLearner
         from .learned.nets import FCNN
 
         cfg = self.config
-        cls = cls or CNNLearner
+        cls = cls or ClosureLearner
 
         def make(norm):
             net = FCNN(geometry.n_levels, geometry.n_levels, geometry.ndim, tuple(int(w) for w in cfg.widths),
                        int(cfg.kernel))
-            return cls(net, norm, geometry, lr=cfg.lr, weight_decay=cfg.weight_decay, max_epochs=cfg.max_epochs)
+            learner = cls(net, norm, geometry, lr=cfg.lr, weight_decay=cfg.weight_decay, max_epochs=cfg.max_epochs)
+            learner.forcing_norm = cfg.forcing_norm
+            return learner
 
         return make
+
+    @staticmethod
+    def learner_files() -> list:
+        """The source files of the closures' learner, beside the learned stack's own (checkpoint keys)."""
+        from .learned import closure, norms
+
+        return [closure.__file__, norms.__file__]
 
     def resolve_kernel(self, geometry) -> None:
         """Set an unset ``kernel`` from the grid (module doc), before the checkpoint key is made."""
@@ -79,7 +97,8 @@ class CNN(ClosureMethod):
 
         self.geometry = train.geometry
         self.resolve_kernel(train.geometry)
-        self.learner, self.record = fit_learned(self, train, val, self._make(train.geometry), __file__)
+        self.learner, self.record = fit_learned(self, train, val, self._make(train.geometry),
+                                                [__file__, *self.learner_files()])
 
     def forcing(self, x, model):
         from challenges.problems import ClosureProblem

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import lazy_loader as lazy
 
-from .cnn import CNN, CNNConfig
+from .cnn import CNN, NORMS, CNNConfig
 
 torch = lazy.load("torch")
 
@@ -43,6 +43,16 @@ class CNNOnlineConfig(CNNConfig):
     #: only, as Frezat et al. (2022). The trajectory loss cannot see forcing the coarse model's filter removes:
     #: with 0, every qg-closure run blew up (offline R^2 -440); with 0.2 none did (leaderboard/qg-closure.md)
     offline_weight: float = 0.2
+    #: the trajectory loss's norm: "l2" (mean squared error of the normalised states) or "h-1" (each Fourier
+    #: mode weighted by 1/|k|^2: the large scales that carry the energy dominate; baselines/learned/norms.py)
+    loss_norm: str = "l2"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.loss_norm not in NORMS:
+            from .base import SettingError
+
+            raise SettingError(f"loss_norm must be one of {', '.join(NORMS)}, got {self.loss_norm!r}")
 
 
 class CNNOnline(CNN):
@@ -63,7 +73,8 @@ class CNNOnline(CNN):
                                           max_minutes=None, patience=10)
         online_cfg = self.config
         self.config = offline_cfg
-        offline, self.offline_record = fit_learned(self, train, val, self._make(train.geometry), __file__)
+        offline, self.offline_record = fit_learned(self, train, val, self._make(train.geometry),
+                                                   [__file__, *self.learner_files()])
         self.config = online_cfg
 
         def make(norm):
@@ -71,6 +82,7 @@ class CNNOnline(CNN):
             learner.net.load_state_dict(offline.net.state_dict())
             learner.grow_every = cfg.grow_every
             learner.offline_weight = float(cfg.offline_weight)
+            learner.loss_norm = cfg.loss_norm
             return learner
 
         self.context = {**self.context, "phase": "online", "offline": self.offline_record.get("checkpoint_sha256")}
@@ -79,7 +91,7 @@ class CNNOnline(CNN):
         self.learner, self.record = fit_or_reuse(
             self, make, lambda: TrajectoryDataModule(train, val, cfg.unroll_max, cfg.batch_size, self.seed,
                                                      cfg.max_starts, cfg.offline_weight > 0),
-            extra_files=[__file__, online.__file__])
+            extra_files=[__file__, online.__file__, *self.learner_files()])
         self.record["peak_memory_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
     def describe(self) -> dict:

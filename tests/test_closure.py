@@ -222,9 +222,9 @@ def _fit_online(root, **params):
     return m, train, val
 
 
-@pytest.mark.parametrize("offline_weight", ["0", "0.5"])
-def test_online_training_runs_through_the_solver_and_records_both_phases(root, offline_weight):
-    m, train, _ = _fit_online(root, offline_weight=offline_weight)
+@pytest.mark.parametrize("offline_weight,loss_norm", [("0", "l2"), ("0.5", "l2"), ("0.5", "h-1")])
+def test_online_training_runs_through_the_solver_and_records_both_phases(root, offline_weight, loss_norm):
+    m, train, _ = _fit_online(root, offline_weight=offline_weight, loss_norm=loss_norm)
     d = m.describe()
     off, on = d["offline_training"], d["online_training"]
     assert off["epochs"] == 2 and on["epochs"] >= 1
@@ -248,3 +248,60 @@ def test_the_offline_term_gets_the_true_forcing_of_each_start_state(root):
         assert row.size >= 1 and np.array_equal(forcings[row[0]], S0[b].numpy())
         assert np.array_equal(states[row[0] + 1], truth[b, 0].numpy())  # the next snapshot of the same run
     assert TrajectoryDataModule(train, val, 2, 8, 0, 16).batch(torch.arange(8), "cpu", True, 2)[2] is None
+
+
+@pytest.mark.parametrize("shape", [(40,), (32, 32), (12, 20)])
+def test_the_h_minus1_norm_weights_large_scales_and_keeps_a_white_error_s_size(shape):
+    """The weights have mean 1, so a white error (flat spectrum) scores its mean square in either norm;
+    a single Fourier mode at |k| scores 1/|k|^2 times what the mode |k| = 1 of the same amplitude scores."""
+    from baselines.learned.norms import h_minus1_weights
+
+    w = h_minus1_weights(shape).double()
+    assert torch.isclose(w.mean(), torch.tensor(1.0, dtype=torch.float64))
+
+    def score(field):
+        modes = torch.fft.fftn(field, dim=tuple(range(field.ndim)), norm="ortho")
+        return float((w * modes.abs() ** 2).mean())
+
+    grids = torch.meshgrid(*[torch.arange(n, dtype=torch.float64) for n in shape], indexing="ij")
+
+    def wave(k):  # a cosine of integer wavenumber k along the first axis
+        return torch.cos(2 * np.pi * k * grids[0] / shape[0])
+
+    assert score(wave(1)) / score(wave(4)) == pytest.approx(16.0, rel=1e-9)
+
+
+@pytest.mark.parametrize("name,setting", [("cnn-online", "loss_norm"), ("cnn-online", "forcing_norm"),
+                                          ("cnn", "forcing_norm")])
+def test_an_unknown_loss_norm_is_one_sentence(name, setting):
+    from baselines.base import SettingError
+    from baselines.cnn import NORMS
+    from baselines.learned import norms
+
+    assert NORMS == norms.NORMS  # the settings' list (checked without torch) is the norms module's
+    with pytest.raises(SettingError, match=f"{setting} must be one of l2, h-1"):
+        registry.method_class(name).make_config({setting: "h1"})
+
+
+def test_the_h_minus1_forcing_loss_trains_and_is_a_different_checkpoint(root):
+    """cnn with forcing_norm=h-1: the loss is the weighted norm of the forcing error (not the MSE), it falls,
+    and the setting makes its own checkpoint (never the l2 one reused)."""
+    from baselines.learned.norms import mean_square
+
+    ch = registry.get_challenge("l96x-closure")
+    train, val = ch.split(SIZE, "train", root), ch.split(SIZE, "val", root)
+    records = {}
+    for norm in ("l2", "h-1"):
+        m = _method("cnn", max_epochs=3, max_samples=64, batch_size=8, widths="8,8", forcing_norm=norm)
+        m.context = {"workdir": Path("runs") / "l96x-closure", "data_fingerprint": "test", "size": SIZE}
+        m.fit(train, val)
+        records[norm] = m.record
+        assert m.learner.forcing_norm == norm
+    curve = records["h-1"]["train_curve"]
+    assert curve[-1][1] < curve[0][1]
+    assert records["h-1"]["key"] != records["l2"]["key"]
+    err = torch.zeros(2, 1, 8, dtype=torch.float64)
+    err[..., 0] = 1.0  # an error at one point: every mode the same amplitude, so both norms agree
+    assert float(mean_square(err, "h-1", 1)) == pytest.approx(float(mean_square(err, "l2", 1)))
+    err = torch.cos(2 * np.pi * torch.arange(8.0) / 8).reshape(1, 1, 8)  # the largest scale weighs more
+    assert float(mean_square(err, "h-1", 1)) > 2 * float(mean_square(err, "l2", 1))

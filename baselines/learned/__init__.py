@@ -21,8 +21,9 @@ def check_window(cfg, held) -> None:
                            f"the training pairs hold; use at most {held:g}")
 
 
-def fit_learned(method, train, val, make, method_file: str):
-    """(learner, record) of ``method``: see ``baselines.learned.train.fit_or_reuse``."""
+def fit_learned(method, train, val, make, method_files):
+    """(learner, record) of ``method``: see ``baselines.learned.train.fit_or_reuse``; ``method_files``: the
+    method's own source file, or a list of the files its training depends on (checkpoint key)."""
     from ..base import SettingError
     from .data import PairsDataModule
     from .train import _sha256, fit_or_reuse
@@ -53,7 +54,8 @@ def fit_learned(method, train, val, make, method_file: str):
               and "half_window" not in getattr(method, "inference_settings", ()) else None)
     data = lambda: PairsDataModule(train, val, cfg.batch_size, method.seed, cfg.max_samples, cfg.augment,  # noqa: E731
                                    window, getattr(cfg, "shift", False))
-    return fit_or_reuse(method, make, data, extra_files=[method_file])
+    files = [method_files] if isinstance(method_files, str) else list(method_files)
+    return fit_or_reuse(method, make, data, extra_files=files)
 
 
 def predict_learned(method, problem, days_per_batch: int = 32, first_guess=None):
