@@ -93,13 +93,13 @@ class QGClosure(QGChallenge):
         eddy ordering (backscatter 0.75 > Smagorinsky −0.9). The CNN's kernel is chosen from
         the grid (receptive field at most half of it: 3×3 at 32², Ross et al.'s 5×5 at 64²); the
         ranked `cnn` rows predate that and are 5×5, which sees the whole 32² domain: on the
-        AMD-made dataset `cnn-k5` scores −48.6 on eddy and `cnn-k3` −5.0. Online training with
-        a 10-day unroll and the H⁻¹ norm of the state error (`cnn-online-h1-u10`, now the
-        `cnn-online` defaults) reaches −0.02 on eddy (interval −0.11 to 0.06), beating no closure
-        on 12 of the 14 distances; the 3-day mean-square version (`cnn-online-k3`) −1.22. No
-        learned closure is above 0 on eddy at 32² (published FCNN at 64²: 0.73; the offline
-        `cnn` at best −3.7, `cnn-h1`); the lower layer's zonal flow is their worst statistic,
-        and every 3×3 learned closure blows up on jet."""
+        AMD-made dataset `cnn-k5` scores −48.6 on eddy and `cnn-k3` −5.0. Trained online with a
+        10-day unroll and every error in the H⁻¹ norm (large scales weigh more; now the
+        `cnn-online` defaults), the same network reaches +0.71 on eddy (`cnn-online-h1h1-u10`,
+        interval 0.70 to 0.73, all 14 distances above no closure; published FCNN at 64²: 0.73)
+        with offline R² 0.07; the 3-day mean-square version (`cnn-online-k3`) −1.22. The
+        offline `cnn` stays below 0 on eddy at 32² (at best −3.7, `cnn-h1`), and every 3×3
+        learned closure blows up on jet."""
     metrics = _metrics()
     variables = ("S_eddy", "S_jet")
     optional_vars = {f"{kind}_{reg}": dims for reg in REGIMES
