@@ -235,6 +235,18 @@ def test_online_training_runs_through_the_solver_and_records_both_phases(root, o
     assert S.shape == x.shape and torch.isfinite(S).all()
 
 
+def test_an_unroll_longer_than_the_trajectories_is_one_sentence(root):
+    from baselines.base import SettingError
+    from baselines.learned.online import TrajectoryDataModule
+
+    ch = registry.get_challenge("l96x-closure")
+    train, val = ch.split(SIZE, "train", root), ch.split(SIZE, "val", root)
+    T = train.trajectories().shape[1]
+    with pytest.raises(SettingError, match=f"unroll_max .* must be at most {T - 2}"):
+        TrajectoryDataModule(train, val, unroll_max=T, batch_size=8)
+    assert len(TrajectoryDataModule(train, val, unroll_max=T - 2, batch_size=8).train_starts) > 0
+
+
 def test_the_offline_term_gets_the_true_forcing_of_each_start_state(root):
     from baselines.learned.online import TrajectoryDataModule
 

@@ -44,6 +44,11 @@ class TrajectoryDataModule(pl.LightningDataModule):
 
     def _starts(self, traj, max_starts, seed):
         T = traj.shape[1]
+        if T - self.unroll_max - 1 < 1:
+            from ..base import SettingError
+
+            raise SettingError(f"unroll_max ({self.unroll_max} snapshots) must be at most {T - 2}: the trajectories "
+                               f"hold {T} snapshots")
         s = np.array([(i, t) for i in range(traj.shape[0]) for t in range(0, T - self.unroll_max - 1)])
         if max_starts is not None and len(s) > max_starts:
             s = s[np.sort(np.random.default_rng(seed).choice(len(s), max_starts, replace=False))]
