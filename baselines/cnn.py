@@ -50,8 +50,7 @@ class CNNConfig(LearnedConfig):
         super().__post_init__()
         from .base import SettingError
 
-        if self.forcing_norm not in NORMS:
-            raise SettingError(f"forcing_norm must be one of {', '.join(NORMS)}, got {self.forcing_norm!r}")
+        check_norm("forcing_norm", self.forcing_norm)
         if self.kernel is not None and (self.kernel < 1 or self.kernel % 2 == 0):
             raise SettingError(f"kernel must be an odd number of cells (3, 5, ...) so that the output keeps the "
                                f"grid's shape, got {self.kernel}")
@@ -109,6 +108,14 @@ class CNN(ClosureMethod):
 
     def describe(self) -> dict:
         return {"training": self.record}
+
+
+def check_norm(setting: str, value: str) -> None:
+    """Refuse a loss norm that is not one of ``NORMS``, in one sentence naming the setting."""
+    if value not in NORMS:
+        from .base import SettingError
+
+        raise SettingError(f"{setting} must be one of {', '.join(NORMS)}, got {value!r}")
 
 
 def default_kernel(shape, n_hidden: int) -> int:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import lazy_loader as lazy
 
-from .cnn import CNN, NORMS, CNNConfig
+from .cnn import CNN, CNNConfig, check_norm
 
 torch = lazy.load("torch")
 
@@ -60,10 +60,7 @@ class CNNOnlineConfig(CNNConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.loss_norm not in NORMS:
-            from .base import SettingError
-
-            raise SettingError(f"loss_norm must be one of {', '.join(NORMS)}, got {self.loss_norm!r}")
+        check_norm("loss_norm", self.loss_norm)
 
 
 class CNNOnline(CNN):

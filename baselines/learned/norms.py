@@ -10,13 +10,21 @@ nothing but the grid's shape, on a ring or a doubly periodic grid alike.
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
 
 NORMS = ("l2", "h-1")
 
 
 def h_minus1_weights(shape, device=None) -> torch.Tensor:
-    """The 1/|k|^2 weights (module doc) of the Fourier modes of a periodic grid of ``shape``, mean 1."""
+    """The 1/|k|^2 weights (module doc) of the Fourier modes of a periodic grid of ``shape``, mean 1 (made once
+    per grid and device: the losses ask for them at every snapshot of every batch)."""
+    return _weights(tuple(int(n) for n in shape), str(torch.device(device)) if device is not None else "cpu")
+
+
+@lru_cache(maxsize=8)
+def _weights(shape: tuple, device: str) -> torch.Tensor:
     k2 = torch.zeros(tuple(shape), dtype=torch.float64)
     for a, n in enumerate(shape):
         k = torch.fft.fftfreq(n, d=1.0 / n, dtype=torch.float64)
